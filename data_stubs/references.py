@@ -1,0 +1,173 @@
+"""Reference outputs for graders: the cases, and the command that regenerates them.
+
+Each :class:`Case` names the package and the public function it grades, builds its fixed inputs
+(small arrays, the fixed models of :mod:`data_stubs.reference_models`) and says how to call the
+function. The package's own functions produce the references; the grading suite
+(``tests/grading``) calls the same function of any implementation -- the package's or a
+student's -- and compares.
+
+Regenerate (deterministic: the stored model weights are the source of truth, nothing is trained)::
+
+    python -m data_stubs.references --regenerate          # rewrite every reference file
+    python -m data_stubs.references --check               # compare what is produced now with the files
+    python -m data_stubs.references --regenerate --new-weights   # also make fresh model weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data_stubs.grading import REFERENCE_DIR, Tolerance, compare, load_reference, save_reference
+
+#: Sign-based attacks: a pixel whose gradient is ~0 may move by a whole step in another correct
+#: implementation; allow 2% of such pixels, everything else to float32 precision.
+SIGN_TOLERANCE = Tolerance(atol=1e-4, rtol=0.0, max_share=0.02)
+FLOAT_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One graded call: ``run(getattr(implementation, function), inputs) -> output``."""
+
+    name: str
+    package: str
+    function: str
+    make_inputs: Callable[[], dict]
+    run: Callable[[Callable, dict], np.ndarray]
+    tolerance: Tolerance = FLOAT_TOLERANCE
+    #: False where the output depends on the package's own random-number stream (a seeded random
+    #: start): such a case checks the package only, other implementations are not asked for it.
+    portable: bool = True
+    notes: str = field(default="", compare=False)
+
+    @property
+    def path(self) -> Path:
+        return REFERENCE_DIR / f"{self.name}.npz"
+
+
+def _model(name):
+    from data_stubs.reference_models import load_reference_model
+
+    return load_reference_model(name)
+
+
+# ---------------------------------------------------------------- inputs
+def _digits_batch(n: int = 16) -> dict:
+    """The first ``n`` test digits, their labels and a target class != label for each."""
+    from data_stubs.digits import load_digits
+
+    data = load_digits()
+    labels = data.y_test[:n].astype(np.int64)
+    return {"images": data.x_test[:n], "labels": labels, "targets": (labels + 3) % 10}
+
+
+def _style_features() -> dict:
+    rng = np.random.default_rng(7)
+    return {"features": rng.normal(size=(2, 5, 4, 3)).astype(np.float32),
+            "target": rng.normal(size=(2, 5, 4, 3)).astype(np.float32)}
+
+
+# ---------------------------------------------------------------- cases
+def _attack_case(name, function, tolerance=SIGN_TOLERANCE, portable=True, **kwargs) -> Case:
+    def run(fn, inputs):
+        labels = inputs["targets"] if kwargs.get("targeted") else inputs["labels"]
+        return np.asarray(fn(_model("digits_cnn"), inputs["images"], labels, **kwargs))
+
+    return Case(name, "adversarial", function, _digits_batch, run, tolerance, portable,
+                notes=", ".join(f"{k}={v}" for k, v in kwargs.items()))
+
+
+def _attack_cases() -> list[Case]:
+    iterative = {"epsilon": 0.1, "num_steps": 10, "step_size": 0.02}
+    return [
+        _attack_case("fgsm_untargeted", "fgsm_attack", epsilon=0.1),
+        _attack_case("fgsm_targeted", "fgsm_attack", epsilon=0.1, targeted=True),
+        _attack_case("pgd_untargeted", "pgd_attack", random_init=False, **iterative),
+        _attack_case("pgd_targeted", "pgd_attack", random_init=False, targeted=True, **iterative),
+        _attack_case("pgd_seeded", "pgd_attack", portable=False, seed=0, **iterative),
+        _attack_case("mim_untargeted", "mim_attack", random_init=False, decay=1.0, **iterative),
+        _attack_case("mim_targeted", "mim_attack", random_init=False, decay=1.0, targeted=True,
+                     **iterative),
+    ]
+
+
+def all_cases() -> list[Case]:
+    """Every graded case, in a stable order."""
+    return _attack_cases()
+
+
+# ---------------------------------------------------------------- regeneration
+def produce(case: Case, implementation=None) -> dict:
+    """Inputs and output of ``case`` computed with ``implementation`` (default: the package)."""
+    import importlib
+
+    module = implementation or importlib.import_module(case.package)
+    inputs = case.make_inputs()
+    output = case.run(getattr(module, case.function), inputs)
+    arrays = {f"input_{k}": np.asarray(v) for k, v in inputs.items()}
+    arrays["output"] = np.asarray(output)
+    return arrays
+
+
+def regenerate(cases=None) -> list[Path]:
+    """Writes the reference file of every case; returns the paths written."""
+    written = []
+    for case in cases or all_cases():
+        save_reference(case.path, produce(case), function=f"{case.package}.{case.function}",
+                       tolerance=case.tolerance)
+        written.append(case.path)
+    return written
+
+
+def check(cases=None) -> list[str]:
+    """Compares what the package produces now with the stored files; returns the mismatches."""
+    problems = []
+    for case in cases or all_cases():
+        _, stored = load_reference(case.path)
+        result = compare(produce(case)["output"], stored["output"], case.tolerance)
+        if not result.passed:
+            problems.append(f"{case.name}: {result.summary()}")
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_stubs.references", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--regenerate", action="store_true", help="rewrite every reference file")
+    mode.add_argument("--check", action="store_true", help="compare the package with the files")
+    parser.add_argument("--new-weights", action="store_true",
+                        help="with --regenerate: make fresh weights of the fixed models first")
+    parser.add_argument("--only", nargs="*", default=None, metavar="CASE",
+                        help="restrict to these case names")
+    args = parser.parse_args(argv)
+    cases = all_cases()
+    if args.only:
+        unknown = sorted(set(args.only) - {c.name for c in cases})
+        if unknown:
+            parser.exit(2, f"error: unknown case(s) {unknown}; known: {[c.name for c in cases]}\n")
+        cases = [c for c in cases if c.name in args.only]
+    if args.regenerate:
+        if args.new_weights:
+            from data_stubs.reference_models import BUILDERS, create_weights
+
+            for name in BUILDERS:
+                print(f"new weights: {create_weights(name)}")
+        for path in regenerate(cases):
+            print(f"wrote {path}")
+        return 0
+    problems = check(cases)
+    for line in problems:
+        print(line)
+    print(f"{len(cases) - len(problems)} of {len(cases)} references reproduced")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Shared model utilities of the visualisations: image batches, logits, layers and their outputs.
+
+Every visualisation accepts any Keras model (Sequential, Functional, nested base models such as
+``keras.applications`` inside a Sequential) or a plain callable mapping a batch to scores. These
+helpers never change the caller's model: intermediate outputs are read by *tapping* a layer for
+the duration of one call (its ``call`` is wrapped in a recorder and restored in a ``finally``),
+and the scores before a final softmax are recomputed from the softmax's input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from adversarial._common import accepts_training_flag, call_model
+
+__all__ = [
+    "as_image_batch",
+    "logits_model",
+    "find_layer",
+    "feature_model",
+    "resolve_class_index",
+    "all_layers",
+    "tapped_layers",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+def _model_image_shape(model) -> tuple | None:
+    """``(H, W, C)`` the model expects (entries may be ``None``), or ``None`` when unknown."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if isinstance(shape, list):  # several inputs: nothing to check against
+        return None
+    if shape is None or len(shape) != 4:
+        return None
+    return tuple(shape[1:])
+
+
+def as_image_batch(images, model=None, name: str = "images") -> tf.Tensor:
+    """A batch of images as a float32 tensor ``(N, H, W, C)``, checked against the model.
+
+    Args:
+        images: numpy array, tensor or nested list of shape ``(N, H, W, C)``. A single image
+            ``(H, W, C)`` is not silently batched (add the axis yourself: ``x[None]``).
+        model: optional; when its ``input_shape`` is known, ``H, W, C`` must match it.
+        name: the argument name used in error messages.
+
+    Returns:
+        ``tf.Tensor`` float32 of shape ``(N, H, W, C)`` with ``N >= 1``.
+
+    Raises:
+        TypeError: ``images`` is not numeric.
+        ValueError: wrong rank, an empty batch, or a size the model does not accept.
+    """
+    try:
+        x = tf.convert_to_tensor(images)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a numeric array of shape (N, H, W, C), got "
+                        f"{type(images).__name__}") from err
+    if not (x.dtype.is_floating or x.dtype.is_integer or x.dtype.is_bool):
+        raise TypeError(f"{name} must be numeric, got dtype {x.dtype.name}")
+    if x.shape.rank != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, C), got shape {tuple(x.shape)}"
+                         + (" (a single image? add a batch axis: images[None])"
+                            if x.shape.rank == 3 else ""))
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one image, got shape {tuple(x.shape)}")
+    expected = _model_image_shape(model) if model is not None else None
+    if expected is not None:
+        got = tuple(x.shape[1:])
+        if any(e is not None and e != g for e, g in zip(expected, got)):
+            raise ValueError(f"{name} have size {got} (H, W, C) but the model expects "
+                             f"{expected}; got shape {tuple(x.shape)}")
+    return tf.cast(x, tf.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------
+def _sublayers(layer) -> list:
+    """Direct sublayers of a layer or model (Keras 3 and tf-keras)."""
+    if hasattr(layer, "_flatten_layers"):
+        return list(layer._flatten_layers(include_self=False, recursive=False))
+    return list(getattr(layer, "layers", []) or [])
+
+
+def all_layers(model) -> list:
+    """Every layer of a model, nested models included, depth first, each once."""
+    found, seen, stack = [], set(), list(reversed(_sublayers(model)))
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        found.append(layer)
+        stack.extend(reversed(_sublayers(layer)))
+    return found
+
+
+def find_layer(model, layer_name: str):
+    """The layer called ``layer_name``, searched through nested models too.
+
+    Raises:
+        TypeError: ``layer_name`` is not a string.
+        ValueError: no such layer; the message lists the available names.
+    """
+    if not isinstance(layer_name, str):
+        raise TypeError(f"layer_name must be a string, got {layer_name!r}")
+    layers = all_layers(model)
+    for layer in layers:
+        if layer.name == layer_name:
+            return layer
+    names = [layer.name for layer in layers]
+    raise ValueError(f"layer_name {layer_name!r} is not a layer of the model; available: "
+                     f"{names}")
+
+
+def _final_layer(model):
+    """The layer producing the model's output, descending into nested output models."""
+    layer = model
+    while isinstance(getattr(layer, "layers", None), list) and layer.layers:
+        outputs = getattr(layer, "outputs", None)
+        history = getattr(outputs[0], "_keras_history", None) if outputs else None
+        layer = history[0] if history is not None else layer.layers[-1]
+    return layer if layer is not model else None
+
+
+@contextlib.contextmanager
+def tapped_layers(layers: Sequence, record: str = "output") -> Iterator[dict]:
+    """Temporarily wrap the ``call`` of ``layers`` to record their input or output.
+
+    Yields a dict ``id(layer) -> tensor`` filled during calls inside the ``with``; the layers'
+    ``call`` is restored afterwards, whatever happens. A layer called several times in one
+    forward pass keeps its last value.
+    """
+    store: dict = {}
+    patched = []
+    try:
+        for layer in layers:
+            if id(layer) in store or any(p[0] is layer for p in patched):
+                continue
+            own = layer.__dict__.get("call", None)
+            patched.append((layer, "call" in layer.__dict__, own))
+            layer.call = _recording_call(layer.call, store, id(layer), record)
+        yield store
+    finally:
+        for layer, had_own, own in reversed(patched):
+            if had_own:
+                layer.call = own
+            else:
+                object.__delattr__(layer, "call")
+
+
+def _recording_call(original: Callable, store: dict, key: int, record: str) -> Callable:
+    def call(*args, **kwargs):
+        outputs = original(*args, **kwargs)
+        store[key] = outputs if record == "output" else (args[0] if args else
+                                                         next(iter(kwargs.values())))
+        return outputs
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores before softmax
+# ---------------------------------------------------------------------------------------------
+def _is_softmax(fn) -> bool:
+    return getattr(fn, "__name__", None) == "softmax"
+
+
+def _softmax_kind(layer) -> str | None:
+    """``"dense"`` for a layer with a softmax activation and a kernel, ``"identity"`` for an
+    ``Activation("softmax")`` or ``Softmax`` layer, ``None`` otherwise."""
+    if layer is None:
+        return None
+    if type(layer).__name__ == "Softmax":
+        return "identity"
+    if not _is_softmax(getattr(layer, "activation", None)):
+        return None
+    if hasattr(layer, "kernel") and type(layer).__name__ == "Dense":
+        return "dense"
+    return "identity" if type(layer).__name__ == "Activation" else None
+
+
+def logits_model(model) -> Callable:
+    """A callable ``x -> scores before the final softmax`` (inference mode).
+
+    If the model ends in ``Dense(..., activation="softmax")``, ``Activation("softmax")`` or a
+    ``Softmax`` layer (also at the end of a nested model), the scores are the input of that
+    softmax, recomputed as ``z = x W + b`` for the Dense layer; the user's model is not changed.
+    Any other model or callable is returned wrapped, its outputs taken as scores.
+
+    Args:
+        model: Keras model or callable mapping ``(N, H, W, C)`` to ``(N, K)``.
+
+    Returns:
+        callable mapping a float32 batch to the ``(N, K)`` scores.
+    """
+    flag = accepts_training_flag(model)
+    last = _final_layer(model)
+    kind = _softmax_kind(last)
+    if kind is None:
+        return lambda x: call_model(model, x, flag)
+
+    def scores(x):
+        with tapped_layers([last], record="input") as store:
+            call_model(model, x, flag)
+        z = store[id(last)]
+        if kind == "dense":
+            z = keras.ops.matmul(z, last.kernel)
+            if last.bias is not None:
+                z = z + last.bias
+        return z
+
+    return scores
+
+
+def ends_in_softmax(model) -> bool:
+    """Whether :func:`logits_model` strips a final softmax from ``model``."""
+    return _softmax_kind(_final_layer(model)) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Intermediate activations
+# ---------------------------------------------------------------------------------------------
+def feature_model(model, layer_names: str | Sequence[str]) -> Callable:
+    """A callable ``x -> ([activations of layer_names], logits)`` in one forward pass.
+
+    Works for layers inside nested models (a ``keras.applications`` base in a Sequential):
+    each named layer's output is recorded while the whole model runs; inside a
+    ``GradientTape`` the activations are differentiable targets (Grad-CAM's ``dS/dA``).
+
+    Args:
+        model: Keras model (Sequential, Functional, subclassed, nested).
+        layer_names: one name or a list of names (see :func:`find_layer`).
+
+    Returns:
+        callable mapping ``(N, H, W, C)`` to ``(list of tensors, (N, K) scores before softmax)``.
+    """
+    names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
+    layers = [find_layer(model, name) for name in names]
+    logits_fn = logits_model(model)
+
+    def features(x):
+        with tapped_layers(layers) as store:
+            logits = logits_fn(x)
+        return [store[id(layer)] for layer in layers], logits
+
+    return features
+
+
+# ---------------------------------------------------------------------------------------------
+# Class indices
+# ---------------------------------------------------------------------------------------------
+def resolve_class_index(class_index, logits, num_classes: int | None = None) -> tf.Tensor:
+    """Class per example: ``None`` = predicted (argmax of ``logits``), an int, or one per example.
+
+    Args:
+        class_index: ``None``, an int, or a sequence/array of ``N`` ints.
+        logits: ``(N, K)`` scores (only ``N`` and, for ``None``, the argmax are used).
+        num_classes: ``K``; defaults to ``logits.shape[-1]``.
+
+    Returns:
+        int32 tensor ``(N,)``.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: out of ``[0, num_classes)`` or not one per example.
+    """
+    logits = tf.convert_to_tensor(logits)
+    n = int(logits.shape[0])
+    k = int(num_classes if num_classes is not None else logits.shape[-1])
+    if class_index is None:
+        return tf.cast(tf.argmax(tf.reshape(logits, (n, -1)), axis=-1), tf.int32)
+    values = np.asarray(class_index)
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"class_index must be an int or integers, got {class_index!r}")
+    if values.ndim == 0:
+        values = np.full((n,), int(values))
+    elif values.shape != (n,):
+        raise ValueError(f"class_index must be an int or one per example ({n}), got shape "
+                         f"{values.shape}: {class_index!r}")
+    bad = values[(values < 0) | (values >= k)]
+    if bad.size:
+        raise ValueError(f"class_index must be in [0, {k}), got {bad.tolist()}")
+    return tf.constant(values, tf.int32)
