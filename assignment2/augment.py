@@ -200,7 +200,7 @@ def _random_factor(seed, scale_range):
     return tf.exp(tf.random.stateless_uniform([], seed, minval=lo, maxval=hi))
 
 
-def augment(image, mask, seed, config: AugmentConfig = AugmentConfig()):
+def augment(image, mask, seed, config: AugmentConfig | None = None):
     """Scale, rotate, crop and flip image and mask with shared random parameters.
 
     The order (scale, rotate, crop, flip) resamples each pixel at most twice and ends with a
@@ -211,12 +211,14 @@ def augment(image, mask, seed, config: AugmentConfig = AugmentConfig()):
         image: ``(H, W, C)`` float image (already normalised).
         mask: ``(H, W)`` integer mask with values in ``{0, 1, 2}`` (or ``IGNORE_INDEX``).
         seed: int tensor of shape ``[2]`` (one per dataset element, see ``pipeline``).
-        config: which steps to apply.
+        config: which steps to apply (default ``AugmentConfig()``).
 
     Returns:
         ``(image, mask)`` of size ``crop_size`` (or the input size if ``crop_size`` is None), mask
         values in ``{0, 1, 2, IGNORE_INDEX}``.
     """
+    config = AugmentConfig() if config is None else config
+    static_shape = image.shape
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     out_size = tf.shape(image)[:2]
     if config.scale:
@@ -229,4 +231,11 @@ def augment(image, mask, seed, config: AugmentConfig = AugmentConfig()):
         image, mask = _random_window(image, mask, out_size, seeds[2])
     if config.flip:
         image, mask = flip(image, mask, seeds[3])
-    return image, mask
+    return _with_static_shape(image, mask, static_shape, config.crop_size)
+
+
+def _with_static_shape(image, mask, input_shape, crop_size):
+    """Restore the static shape the dynamic ops lost, so batches have a known ``(h, w, C)``."""
+    height, width = (crop_size, crop_size) if crop_size is not None else input_shape[:2]
+    image = tf.ensure_shape(image, [height, width, input_shape[-1]])
+    return image, tf.ensure_shape(mask, [height, width])

@@ -10,6 +10,7 @@ and the scores before a final softmax are recomputed from the softmax's input.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import keras
@@ -19,12 +20,16 @@ import tensorflow as tf
 from adversarial._common import accepts_training_flag, call_model
 
 __all__ = [
-    "as_image_batch",
-    "logits_model",
-    "find_layer",
-    "feature_model",
-    "resolve_class_index",
     "all_layers",
+    "as_image_batch",
+    "class_scores",
+    "compiled_for",
+    "ends_in_softmax",
+    "feature_model",
+    "find_layer",
+    "logits_model",
+    "probe_classes",
+    "resolve_class_index",
     "tapped_layers",
 ]
 
@@ -125,13 +130,19 @@ def find_layer(model, layer_name: str):
 
 
 def _final_layer(model):
-    """The layer producing the model's output, descending into nested output models."""
+    """The layer producing the model's single output, descending into nested output models.
+
+    Only Sequential and Functional models are inspected (a subclassed model's last attribute
+    need not be its output layer); ``None`` when the output layer is unknown.
+    """
     layer = model
-    while isinstance(getattr(layer, "layers", None), list) and layer.layers:
-        outputs = getattr(layer, "outputs", None)
-        history = getattr(outputs[0], "_keras_history", None) if outputs else None
-        layer = history[0] if history is not None else layer.layers[-1]
-    return layer if layer is not model else None
+    while True:
+        if isinstance(layer, keras.Sequential) and layer.layers:
+            layer = layer.layers[-1]
+        elif hasattr(layer, "_nodes_by_depth") and len(getattr(layer, "outputs", []) or []) == 1:
+            layer = layer.outputs[0]._keras_history[0]
+        else:
+            return layer if layer is not model else None
 
 
 @contextlib.contextmanager
@@ -293,3 +304,61 @@ def resolve_class_index(class_index, logits, num_classes: int | None = None) -> 
     if bad.size:
         raise ValueError(f"class_index must be in [0, {k}), got {bad.tolist()}")
     return tf.constant(values, tf.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled functions, cached per model
+# ---------------------------------------------------------------------------------------------
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_for(model, make_body: Callable, *static) -> Callable:
+    """A ``tf.function`` of ``make_body(model, *static)``, built once per model and ``static``.
+
+    The cache holds the model weakly (the traced body only sees a weak reference), so it never
+    keeps a user's model alive. Repeated shapes reuse the trace; ``reduce_retracing`` makes a
+    new batch size generalise instead of retracing each time.
+
+    Args:
+        model: the model (any weak-referenceable callable).
+        make_body: module-level function ``(model, *static) -> body``; called at trace time.
+        static: hashable Python values fixed in the trace (layer names, rule names).
+    """
+    try:
+        per_model = _COMPILED.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: compile without caching
+        return tf.function(make_body(model, *static), reduce_retracing=True)
+    key = (make_body, static)
+    if key not in per_model:
+        ref = weakref.ref(model)
+        per_model[key] = tf.function(lambda *args: make_body(ref(), *static)(*args),
+                                     reduce_retracing=True)
+    return per_model[key]
+
+
+def class_scores(logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+    """``S_n = logits[n, classes[n]]``; a class of ``-1`` means the predicted class (argmax).
+
+    Args:
+        logits: ``(N, K)`` scores.
+        classes: int32 ``(N,)``, entries in ``[0, K)`` or ``-1``.
+
+    Returns:
+        ``(N,)`` scores.
+    """
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    classes = tf.where(classes < 0, predicted, classes)
+    return tf.gather(logits, classes, axis=1, batch_dims=1)
+
+
+def probe_classes(class_index, logits_fn: Callable, images: tf.Tensor) -> tf.Tensor:
+    """Validated classes ``(N,)`` int32 for compiled code; ``-1`` stands for "predicted".
+
+    Runs the model on the first image only (to learn ``K``), so the predicted class is left to
+    the compiled function instead of costing a full extra forward pass.
+    """
+    num_classes = int(logits_fn(images[:1]).shape[-1])
+    n = int(images.shape[0])
+    if class_index is None:
+        return tf.fill((n,), -1)
+    return resolve_class_index(class_index, tf.zeros((n, num_classes)), num_classes)

@@ -1,0 +1,107 @@
+"""The CLIs end to end with tiny settings, their JSON schema, resuming and bad options."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adversarial import evaluate, train
+
+EPSILON_KEYS = ["0.0", "0.1", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adv_run")
+    argv = ["--output-dir", str(out), "--epochs", "2", "--adv-epochs", "1", "--train-size", "200",
+            "--num-steps", "2", "--batch-size", "50"]
+    assert train.main(argv) == 0
+    return out, argv
+
+
+def test_train_writes_both_models_and_its_config(trained_dir):
+    out, _ = trained_dir
+    assert (out / "standard.keras").is_file() and (out / "pgd_trained.keras").is_file()
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["epochs"] == 2 and config["train_size"] == 200 and config["num_steps"] == 2
+    assert set(config) == {f.name for f in train.dataclasses.fields(train.TrainConfig)}
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]  # atomic writes cleaned up
+
+
+def test_train_resumes_instead_of_retraining(trained_dir, capsys):
+    out, argv = trained_dir
+    before = (out / "standard.keras").stat().st_mtime_ns
+    assert train.main(argv) == 0
+    assert "epochs" not in capsys.readouterr().out  # every epoch is already checkpointed
+    assert (out / "standard.keras").stat().st_mtime_ns >= before
+    state = json.loads((out / "checkpoints" / "pgd_trained.json").read_text())
+    assert state["epoch"] == 1
+
+
+def test_evaluate_writes_robustness_json_with_the_schema_and_figures(trained_dir):
+    out, _ = trained_dir
+    argv = ["--output-dir", str(out), "--test-size", "40", "--num-steps", "2",
+            "--epsilons", "0,0.1,0.2", "--distortion-step", "0.1"]
+    assert evaluate.main(argv) == 0
+    table = json.loads((out / "robustness.json").read_text())
+    assert list(table) == ["standard", "pgd_trained"]
+    for per_attack in table.values():
+        assert list(per_attack) == ["fgsm", "pgd", "mim"]
+        for curve in per_attack.values():
+            assert list(curve) == EPSILON_KEYS
+            assert all(0.0 <= acc <= 1.0 for acc in curve.values())
+        # epsilon 0 is the clean accuracy, the same whatever the attack, in steps of 1/40
+        cleans = {curve["0.0"] for curve in per_attack.values()}
+        assert len(cleans) == 1 and abs(cleans.pop() * 40 % 1) < 1e-9
+    szegedy = json.loads((out / "szegedy.json").read_text())
+    assert len(szegedy["transfer_pgd"]["error"]) == 2
+    assert set(szegedy["minimal_distortion_pgd"]) == {"grid_step", "standard", "pgd_trained"}
+    assert szegedy["minimal_distortion_pgd"]["standard"]["mean_epsilon"] in {0.1, 0.2, 0.3, 0.4,
+                                                                             0.5}
+    for name in ["accuracy_vs_epsilon", "examples", "loss_surface_standard",
+                 "loss_surface_pgd_trained"]:
+        with open(out / f"adversarial_{name}.png", "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "evaluate_config.json").read_text())["epsilons"] == [0.0, 0.1, 0.2]
+
+
+@pytest.mark.parametrize("module, argv, match", [
+    (train, ["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (train, ["--epsilon", "-0.1"], "--epsilon must be > 0"),
+    (train, ["--labels", "guess"], "--labels"),
+    (train, ["--epochs", "two"], "invalid int value: 'two'"),
+    (train, ["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (evaluate, ["--output-dir", "/nonexistent/adv"], "--output-dir must be an existing folder"),
+    (evaluate, ["--attacks", "fgsm,cw"], "--attacks"),
+])
+def test_bad_options_print_one_line_and_exit_2(module, argv, match, capsys, tmp_path):
+    if module is evaluate and argv[0] != "--output-dir":
+        for name in ("standard", "pgd_trained"):
+            (tmp_path / f"{name}.keras").write_bytes(b"")
+        argv = ["--output-dir", str(tmp_path), *argv]
+    assert module.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], captured.err
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--output-dir", "--epochs", "--adv-epochs", "--epsilon", "--train-size"):
+        assert option in text
+
+
+def test_python_dash_m_exits_2_with_one_line_and_no_traceback():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-m", "adversarial.evaluate", "--num-steps", "-3"],
+                          check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        "python -m adversarial.evaluate: error: --num-steps must be >= 1, got -3")
