@@ -143,6 +143,8 @@ def as_label_indices(labels, num_images: int, num_classes: int,
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.equal(np.mod(array, 1), 0)):
         raise ValueError(f"{name} must be integer class indices, got {array[:8]!r}")
     bad = (array < 0) | (array >= num_classes)
+    if bad.any() and np.ndim(labels) == 0:
+        raise ValueError(f"{name} must be in [0, {num_classes}), got {labels!r}")
     if bad.any():
         raise ValueError(
             f"{name} must be in [0, {num_classes}), got {array[bad][:8].tolist()} "

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from adversarial.train import MODEL_NAMES, run_cli, write_json_atomic
+from adversarial.train import MODEL_NAMES, replace_readable, run_cli, write_json_atomic
 
 ATTACKS = ("fgsm", "pgd", "mim")
 
@@ -83,7 +83,7 @@ def _save_figure_atomic(fig, path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
+        replace_readable(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -263,8 +263,8 @@ def minimal_distortion(model, images, labels, attack="pgd",
 
     Szegedy et al. (ICLR 2014) measure the minimal distortion found by box-constrained L-BFGS;
     here the search is over the attack's L-inf budget: for each example the first ``epsilon`` of
-    the increasing grid whose adversarial is misclassified (only the still-unflipped examples are
-    attacked at the next epsilon). For the adversarial found there it also records Szegedy's
+    the increasing grid whose adversarial is misclassified (the search stops once every example
+    has flipped). For the adversarial found there it also records Szegedy's
     distortion measure ``sqrt(sum_i r_i^2 / n)`` (the RMS of the perturbation ``r``, pixels in
     [0, 1]). Only the examples classified correctly without attack are searched.
 
@@ -291,17 +291,19 @@ def minimal_distortion(model, images, labels, attack="pgd",
     correct = predict_labels(model, images, batch_size) == labels
     eps_found = np.where(correct, np.inf, np.nan)
     rms = eps_found.copy()
+    searched = np.flatnonzero(correct)
     for eps in grid:
-        todo = np.flatnonzero(np.isinf(eps_found))
-        if len(todo) == 0:
+        if not np.isinf(eps_found).any():
             break
+        # all searched examples at every budget: constant shapes, so the attack traces once
         kwargs = _attack_kwargs(name, eps, num_steps, step_size_factor, seed, None)
-        adv = adversarial_examples(model, images[todo], labels[todo], attack,
+        adv = adversarial_examples(model, images[searched], labels[searched], attack,
                                    batch_size=batch_size, **kwargs)
-        flipped = predict_labels(model, adv, batch_size) != labels[todo]
-        eps_found[todo[flipped]] = eps
-        diff = (adv - images[todo]).reshape(len(todo), -1)
-        rms[todo[flipped]] = np.sqrt(np.mean(diff[flipped] ** 2, axis=1))
+        new = np.isinf(eps_found[searched]) & (
+            predict_labels(model, adv, batch_size) != labels[searched])
+        eps_found[searched[new]] = eps
+        diff = (adv[new] - images[searched[new]]).reshape(int(new.sum()), images[0].size)
+        rms[searched[new]] = np.sqrt(np.mean(diff ** 2, axis=1))
     done = np.isfinite(eps_found)
     return {"epsilon": eps_found, "rms": rms,
             "mean_epsilon": float(eps_found[done].mean()) if done.any() else math.nan,

@@ -100,6 +100,18 @@ def parse_config(config_cls, argv, prog: str, description: str):
     return config_cls(**vars(namespace))
 
 
+def replace_readable(tmp: str, path: str) -> None:
+    """``os.replace(tmp, path)`` after giving ``tmp`` the usual permissions.
+
+    ``tempfile.mkstemp`` creates files readable by the owner only; the outputs are meant to be
+    shared like any file the user creates, so they get ``0o666`` minus the umask.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path: str, payload) -> None:
     """``json.dump`` into a temporary file in the same folder, then ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -109,7 +121,7 @@ def write_json_atomic(path: str, payload) -> None:
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2, sort_keys=False)
             handle.write("\n")
-        os.replace(tmp, path)
+        replace_readable(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -177,7 +189,7 @@ def _save_model_atomic(model, path: str) -> None:
     os.close(fd)
     try:
         model.save(tmp)
-        os.replace(tmp, path)
+        replace_readable(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -198,7 +210,7 @@ def _checkpoint_callback(model, folder: str, name: str, config_dict: dict):
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
             os.close(fd)
             model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, weights_path)
+            replace_readable(tmp, weights_path)
             write_json_atomic(os.path.join(folder, f"{name}.json"),
                               {"epoch": epoch + 1, "config": config_dict})
 

@@ -85,7 +85,14 @@ def load_tiles(data_dir, *, boundary_width: int = 3) -> TileSet:
     Raises:
         DataError: missing or empty folder, unknown layout, unpaired, corrupt or inconsistent files.
     """
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a path, got {data_dir!r}")
+    if isinstance(boundary_width, bool) or not isinstance(boundary_width, (int, np.integer)) \
+            or boundary_width < 0:
+        raise ValueError(f"boundary_width must be an int >= 0, got {boundary_width!r}")
     folder = Path(data_dir)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: data folder is a file, not a folder")
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder does not exist")
     if not any(folder.iterdir()):
@@ -282,6 +289,8 @@ def normalize(image):
         if not (image.dtype.is_integer or image.dtype.is_floating):
             raise TypeError(f"image must hold numbers, got a tensor of {image.dtype!r}")
         return tf.clip_by_value(tf.cast(image, tf.float32) / MAX_VALUE, 0.0, 1.0)
+    if isinstance(image, np.generic):
+        image = np.asarray(image)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array or a tensor, got {type(image).__name__}")
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
@@ -351,13 +360,17 @@ def default_data_dir(*, seed: int = 0, n_tiles: int = 40, tile_size: int = 192) 
     temporary folder beside its final place and renamed into it, so concurrent first uses never
     see a half-written area; a folder without its completion marker is regenerated.
 
+    Args:
+        seed, n_tiles, tile_size: passed to :func:`data_stubs.spacenet.generate_area`; the
+            defaults are the embedded area of the README (40 tiles of 192 px, ~5 s to generate).
+
     Returns:
         The ``AOI_2_Vegas_Train`` folder of the cached area.
     """
-    from data_stubs.spacenet import generate_area
+    from data_stubs.spacenet import STUB_VERSION, generate_area
 
     cache = Path(os.environ.get("CNN_COURSE_CACHE") or Path.home() / ".cache" / "cnn-course")
-    target = cache / f"spacenet2-stub-v1-seed{seed}-n{n_tiles}-s{tile_size}"
+    target = cache / f"spacenet2-stub-v{STUB_VERSION}-seed{seed}-n{n_tiles}-s{tile_size}"
     area = target / "AOI_2_Vegas_Train"
     if (target / "COMPLETE").is_file():
         return area
@@ -378,15 +391,21 @@ def _replace_incomplete(scratch: Path, target: Path) -> None:
         if (target / "COMPLETE").is_file():
             return
         if target.exists():  # left incomplete by an interrupted run: move it aside, then delete
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            try:
-                os.replace(target, trash / "area")
-            except OSError:
-                pass
-            shutil.rmtree(trash, ignore_errors=True)
+            _discard_incomplete(target)
         try:
             os.rename(scratch, target)
             return
         except OSError:  # someone renamed theirs first; loop re-checks the marker
             continue
     raise DataError(f"{target}: could not create the cached stub area")
+
+
+def _discard_incomplete(target: Path) -> None:
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    try:
+        os.rename(target, trash / "area")
+        if (trash / "area" / "COMPLETE").is_file():  # completed by another process meanwhile
+            os.rename(trash / "area", target)
+    except OSError:
+        pass
+    shutil.rmtree(trash, ignore_errors=True)

@@ -129,7 +129,10 @@ def read_geotiff(path) -> tuple[np.ndarray, GeoTransform | None]:
         raise
     except (ValueError, OSError, struct.error, EOFError, KeyError, IndexError,
             RuntimeError, MemoryError) as exc:  # tifffile reports corruption in all these ways
-        raise DataError(f"{path}: corrupt or truncated TIFF ({exc})") from None
+        if "imagecodecs" in str(exc):
+            raise DataError(f"{path}: compressed with a codec that needs the 'imagecodecs' "
+                            f"package (pip install imagecodecs): {exc}") from None
+        raise DataError(f"{path}: corrupt or truncated TIFF, cannot decode it ({exc})") from None
     return image, transform
 
 

@@ -30,6 +30,9 @@ from assignment2.metrics import as_mask_list
 
 #: Dilations of the basic context module (Yu & Koltun 2016, Table 1, layers 1 to 7).
 CONTEXT_DILATIONS = (1, 1, 2, 4, 8, 16, 1)
+#: How the dilated convolutions are computed (same function): the lecture's atrous_conv2d or a
+#: dilated tf.nn.conv2d.
+CONTEXT_IMPLEMENTATIONS = ("atrous", "conv2d")
 #: Upsampling choices of the decoder; "bilinear" is the default (the slides' recommendation).
 UPSAMPLING_MODES = ("transpose", "nearest", "bilinear")
 
@@ -82,8 +85,8 @@ class ContextModule(keras.layers.Layer):
 
     ``x_{i+1} = relu(atrous_conv2d(x_i, W_i, rate=d_i) + b_i)`` for each dilation ``d_i``, then
     ``y = conv2d_1x1(x_n, W_out) + b_out``. Every convolution keeps the C channels of the input and
-    uses "SAME" zero padding, so the spatial size is kept too. All dilated convolutions, the
-    ones with rate 1 included, call ``tf.nn.atrous_conv2d`` (the lecture's ``atrous_conv2d``); the
+    uses "SAME" zero padding, so the spatial size is kept too. By default all dilated convolutions,
+    the ones with rate 1 included, call ``tf.nn.atrous_conv2d`` (the lecture's ``atrous_conv2d``); the
     final 1x1 calls ``tf.nn.conv2d``.
 
     Identity initialisation (the paper's Eq. 4): every 3x3 kernel is ``W[1, 1, c, c] = 1``, zero
@@ -92,12 +95,21 @@ class ContextModule(keras.layers.Layer):
 
     Receptive field: ``receptive_field(dilations)``, 67 x 67 pixels for the default.
 
+    ``implementation="conv2d"`` computes the same function with ``tf.nn.conv2d(...,
+    dilations=rate)`` instead: ``atrous_conv2d`` rearranges the map with space-to-batch, which is
+    slow on the CPU when the rate approaches the size of the (bottleneck) feature map.
+
     Input and output: float tensors ``(N, H, W, C)``, any H, W.
     """
 
-    def __init__(self, dilations: Sequence[int] = CONTEXT_DILATIONS, **kwargs):
+    def __init__(self, dilations: Sequence[int] = CONTEXT_DILATIONS, *,
+                 implementation: str = "atrous", **kwargs):
         super().__init__(**kwargs)
         self.dilations = _check_dilations(dilations)
+        if implementation not in CONTEXT_IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {CONTEXT_IMPLEMENTATIONS}, got "
+                             f"{implementation!r}")
+        self.implementation = implementation
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -121,17 +133,22 @@ class ContextModule(keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         for rate, kernel, bias in zip(self.dilations, self.dilated_kernels, self.dilated_biases):
-            kernel = tf.cast(kernel, x.dtype)
-            x = tf.nn.atrous_conv2d(x, kernel, rate=rate, padding="SAME")
+            x = self._dilated_conv(x, tf.cast(kernel, x.dtype), rate)
             x = tf.nn.relu(tf.nn.bias_add(x, tf.cast(bias, x.dtype)))
         x = tf.nn.conv2d(x, tf.cast(self.output_kernel, x.dtype), strides=1, padding="SAME")
         return tf.nn.bias_add(x, tf.cast(self.output_bias, x.dtype))
+
+    def _dilated_conv(self, x, kernel, rate: int):
+        if self.implementation == "atrous":
+            return tf.nn.atrous_conv2d(x, kernel, rate=rate, padding="SAME")
+        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME", dilations=rate)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "dilations": list(self.dilations)}
+        return {**super().get_config(), "dilations": list(self.dilations),
+                "implementation": self.implementation}
 
 
 @keras.saving.register_keras_serializable(package="assignment2")
@@ -196,7 +213,16 @@ def _upsample(x, filters: int, mode: str, name: str):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _check_unet_args(num_classes, input_channels, depth, base_filters, upsampling, dropout):
+def _context(x, dilations, implementation: str, channels: int | None):
+    """The context module, after an optional 1x1 projection to ``channels`` (ReLU keeps x >= 0)."""
+    if channels is not None:
+        x = keras.layers.Conv2D(channels, 1, activation="relu", kernel_initializer="he_normal",
+                                name="context_projection")(x)
+    return ContextModule(dilations, implementation=implementation, name="context")(x)
+
+
+def _check_unet_args(num_classes, input_channels, depth, base_filters, upsampling, dropout,
+                     context_implementation, context_channels):
     _check_positive_int(num_classes, "num_classes", 2)
     _check_positive_int(input_channels, "input_channels")
     _check_positive_int(depth, "depth", 0)
@@ -205,12 +231,19 @@ def _check_unet_args(num_classes, input_channels, depth, base_filters, upsamplin
         raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    if context_implementation not in CONTEXT_IMPLEMENTATIONS:
+        raise ValueError(f"context_implementation must be one of {CONTEXT_IMPLEMENTATIONS}, "
+                         f"got {context_implementation!r}")
+    if context_channels is not None:
+        _check_positive_int(context_channels, "context_channels")
 
 
 def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth: int = 4,
                base_filters: int = 16, upsampling: str = "bilinear", context: bool = True,
                dropout: float = 0.0, name: str = "unet", batch_norm: bool = True,
-               context_dilations: Sequence[int] = CONTEXT_DILATIONS) -> keras.Model:
+               context_dilations: Sequence[int] = CONTEXT_DILATIONS,
+               context_implementation: str = "atrous",
+               context_channels: int | None = None) -> keras.Model:
     """An own U-Net returning per-pixel class probabilities.
 
     Level i of the encoder has ``base_filters * 2**i`` channels, the bottleneck
@@ -231,12 +264,18 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
         name: the model's name.
         batch_norm: batch normalisation after every 3x3 convolution of the conv blocks.
         context_dilations: dilations of the context module.
+        context_implementation: "atrous" (``tf.nn.atrous_conv2d``) or "conv2d" (dilated
+            ``tf.nn.conv2d``, the same function, faster on the CPU; see :class:`ContextModule`).
+        context_channels: None runs the context module on the bottleneck's channels; an int
+            first projects them to that many (1x1 convolution and ReLU), which makes the module
+            cheaper (its cost grows with channels squared).
 
     Returns:
         An uncompiled ``keras.Model`` mapping float32 ``(N, H, W, C)`` to probabilities
         ``(N, H, W, K)`` in [0, 1] summing to 1 over the last axis.
     """
-    _check_unet_args(num_classes, input_channels, depth, base_filters, upsampling, dropout)
+    _check_unet_args(num_classes, input_channels, depth, base_filters, upsampling, dropout,
+                     context_implementation, context_channels)
     inputs = keras.Input((None, None, input_channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
@@ -247,7 +286,7 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
     if context:
-        x = ContextModule(context_dilations, name="context")(x)
+        x = _context(x, context_dilations, context_implementation, context_channels)
     for level in reversed(range(depth)):
         x = _upsample(x, base_filters * 2**level, upsampling, f"up{level}")
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])

@@ -207,13 +207,17 @@ def save_model_atomic(model, path: Path) -> None:
 
 
 def write_tiff_atomic(path: Path, array) -> None:
-    """``tifffile.imwrite`` to a temporary file beside ``path``, then rename."""
+    """``tifffile.imwrite`` to a temporary file beside ``path``, then rename.
+
+    Stored as MINISBLACK with contiguous samples, so ``tifffile.imread`` returns the same
+    ``(H, W)`` or ``(H, W, K)`` array.
+    """
     import tifffile
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tifffile.imwrite(tmp, array)
+        tifffile.imwrite(tmp, array, photometric="minisblack", planarconfig="contig")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -458,8 +462,7 @@ def _metrics(true_masks, probs, instances):
     from assignment2.metrics import segmentation_metrics
 
     predicted = [np.argmax(p, axis=-1).astype(np.uint8) for p in probs]
-    values = segmentation_metrics(true_masks, predicted, true_instances=instances)
-    return {key: float(value) for key, value in values.items()}
+    return dict(segmentation_metrics(true_masks, predicted, true_instances=instances))
 
 
 def _save_predictions(out: Path, ids, probs) -> None:

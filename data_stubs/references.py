@@ -45,6 +45,12 @@ class Case:
     #: start): such a case checks the package only, other implementations are not asked for it.
     portable: bool = True
     notes: str = field(default="", compare=False)
+    #: Where the package keeps the function (a student's module is flat: ``function`` only).
+    module: str = ""
+
+    @property
+    def package_module(self) -> str:
+        return self.module or self.package
 
     @property
     def path(self) -> Path:
@@ -97,9 +103,31 @@ def _attack_cases() -> list[Case]:
     ]
 
 
+def _visualization_case(name, function, module, **kwargs) -> Case:
+    def run(fn, inputs):
+        return np.asarray(fn(_model("digits_cnn"), inputs["images"][:8], **kwargs))
+
+    return Case(name, "visualization", function, _digits_batch, run, FLOAT_TOLERANCE,
+                notes=", ".join(f"{k}={v}" for k, v in kwargs.items()),
+                module=f"visualization.{module}")
+
+
+def _visualization_cases() -> list[Case]:
+    return [
+        _visualization_case("saliency", "saliency_map", "saliency"),
+        _visualization_case("guided_backprop", "guided_backprop", "guided"),
+        _visualization_case("deconvnet", "deconvnet", "guided"),
+        _visualization_case("guided_backprop_unit", "guided_backprop", "guided",
+                            layer_name="conv2", unit_index=3),
+        _visualization_case("grad_cam", "grad_cam", "gradcam", layer_name="conv2"),
+        _visualization_case("occlusion", "occlusion_sensitivity", "occlusion",
+                            patch_size=3, stride=1),
+    ]
+
+
 def all_cases() -> list[Case]:
     """Every graded case, in a stable order."""
-    return _attack_cases()
+    return _attack_cases() + _visualization_cases()
 
 
 # ---------------------------------------------------------------- regeneration
@@ -107,7 +135,7 @@ def produce(case: Case, implementation=None) -> dict:
     """Inputs and output of ``case`` computed with ``implementation`` (default: the package)."""
     import importlib
 
-    module = implementation or importlib.import_module(case.package)
+    module = implementation or importlib.import_module(case.package_module)
     inputs = case.make_inputs()
     output = case.run(getattr(module, case.function), inputs)
     arrays = {f"input_{k}": np.asarray(v) for k, v in inputs.items()}

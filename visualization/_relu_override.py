@@ -78,7 +78,9 @@ def _relu_activation_clip(fn) -> tuple[bool, float | None]:
 
 
 def _is_relu_layer(layer) -> bool:
-    return isinstance(layer, keras.layers.ReLU) and float(layer.negative_slope) == 0.0
+    """A ``ReLU`` layer (Keras 3 or tf-keras) without a negative slope."""
+    return (type(layer).__name__ == "ReLU" and hasattr(layer, "max_value")
+            and float(getattr(layer, "negative_slope", 0.0)) == 0.0)
 
 
 def _override_activation(layer, rule: str, undo: list) -> None:
@@ -114,9 +116,8 @@ def relu_override(model, rule: str) -> Iterator[int]:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     undo: list = []
     try:
-        layers = all_layers(model) if isinstance(model, keras.Layer) else []
-        if isinstance(model, keras.Layer):
-            layers = [model, *layers]
+        is_layer = isinstance(model, keras.Layer) or hasattr(model, "_flatten_layers")
+        layers = [model, *all_layers(model)] if is_layer else []
         for layer in layers:
             if _is_relu_layer(layer):
                 _override_relu_layer(layer, rule, undo)

@@ -78,9 +78,9 @@ class Regularizers:
     def as_tensors(self) -> dict[str, tf.Tensor]:
         """The strengths as tensors, so that changing them never retraces the loop."""
         low, high = self.value_range if self.value_range is not None else (-np.inf, np.inf)
-        floats = dict(l2_decay=self.l2_decay, blur_sigma=self.blur_sigma, low=low, high=high,
-                      norm_percentile=self.norm_percentile,
-                      contribution_percentile=self.contribution_percentile)
+        floats = {"l2_decay": self.l2_decay, "blur_sigma": self.blur_sigma, "low": low,
+                  "high": high, "norm_percentile": self.norm_percentile,
+                  "contribution_percentile": self.contribution_percentile}
         tensors = {k: tf.constant(v, tf.float32) for k, v in floats.items()}
         tensors["blur_every"] = tf.constant(self.blur_every, tf.int32)
         tensors["jitter"] = tf.constant(self.jitter, tf.int32)
@@ -89,8 +89,8 @@ class Regularizers:
 
 def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: float,
                     objective_args=(), regularizers: Regularizers | None = None,
-                    normalize_gradients: bool = True, seed: int | None = None,
-                    run_eagerly: bool = False):
+                    normalize_gradients: bool = True, final_learning_rate: float | None = None,
+                    seed: int | None = None, run_eagerly: bool = False):
     """Gradient ascent on the image: ``I_{t+1} = I_t + eta * g_t`` with optional regularisers.
 
     With ``normalize_gradients`` (default) the step is ``g_t = grad / (mean|grad| + 1e-8)``, the
@@ -108,6 +108,10 @@ def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: flo
             loop is retraced for a new ``objective`` object or a new image shape only).
         regularizers: :class:`Regularizers`; ``None`` = none.
         normalize_gradients: whether to normalise each step as above.
+        final_learning_rate: if given (> 0), the learning rate decays geometrically from
+            ``learning_rate`` at the first step to this value at the last, ``eta_t = eta *
+            (eta_final / eta)^(t / (steps - 1))``; normalised steps of constant size only hover
+            around a minimum, so descents (inversion, style) use it to settle.
         seed: seed of the jitter; ``None`` draws one from numpy's global generator.
         run_eagerly: run the same loop without compiling (for debugging and benchmarks).
 
@@ -124,14 +128,17 @@ def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: flo
     regularizers = regularizers if regularizers is not None else Regularizers()
     if not isinstance(regularizers, Regularizers):
         raise TypeError(f"`regularizers` must be a Regularizers, got {type(regularizers).__name__}")
-    if 2.0 * learning_rate * regularizers.l2_decay >= 1.0:
+    decay = _decay_per_step(learning_rate, final_learning_rate, steps)
+    largest_rate = max(learning_rate, final_learning_rate or 0.0)
+    if 2.0 * largest_rate * regularizers.l2_decay >= 1.0:
         raise ValueError(f"`l2_decay` * `learning_rate` must be < 0.5 (the decay would flip the "
-                         f"image), got {regularizers.l2_decay!r} * {learning_rate!r}")
+                         f"image), got {regularizers.l2_decay!r} * {largest_rate!r}")
     seed = resolve_seed(seed)
     loop = _ascent_loop.python_function if run_eagerly else _ascent_loop
+    rates = tf.constant([learning_rate, decay], tf.float32)
     final, history = loop(objective, images, tuple(objective_args), tf.constant(steps, tf.int32),
-                          tf.constant(learning_rate, tf.float32), regularizers.as_tensors(),
-                          tf.constant(seed, tf.int32), bool(normalize_gradients))
+                          rates, regularizers.as_tensors(), tf.constant(seed, tf.int32),
+                          bool(normalize_gradients))
     return final.numpy(), history.numpy()
 
 
@@ -160,8 +167,9 @@ def tracing_count() -> int:
 
 
 @tf.function(autograph=False)  # an explicit while_loop: autograph would convert the model's code
-def _ascent_loop(objective, images, args, steps, learning_rate, params, seed, normalize):
+def _ascent_loop(objective, images, args, steps, rates, params, seed, normalize):
     def body(step, images, history):
+        learning_rate = rates[0] * tf.pow(rates[1], tf.cast(step, tf.float32))
         shift = _random_shift(seed, step, params["jitter"])
         value, grad = _value_and_gradient(objective, images, args, shift)
         direction = _normalized(grad) if normalize else grad
@@ -173,6 +181,14 @@ def _ascent_loop(objective, images, args, steps, learning_rate, params, seed, no
     _, images, history = tf.while_loop(lambda step, *_: step < steps, body,
                                        (tf.constant(0), images, history))
     return images, history.stack()
+
+
+def _decay_per_step(learning_rate, final_learning_rate, steps) -> float:
+    """``(eta_final / eta)^(1 / (steps - 1))``, 1 for a constant rate."""
+    if final_learning_rate is None:
+        return 1.0
+    check_real("final_learning_rate", final_learning_rate, minimum=0.0, strict=True)
+    return (final_learning_rate / learning_rate) ** (1.0 / max(steps - 1, 1))
 
 
 def _value_and_gradient(objective, images, args, shift):
@@ -231,7 +247,7 @@ def _zero_below_percentile(images, score, percentile):
 
 
 def gaussian_blur(images, sigma):
-    """Separable Gaussian blur of ``(N, H, W, C)`` images, reflect padding, radius ``ceil(3 sigma)``.
+    """Separable Gaussian blur of ``(N, H, W, C)`` images (reflect padding, radius ``ceil(3s)``).
 
     Args:
         images: float32 ``(N, H, W, C)`` tensor, static channel count.

@@ -70,7 +70,7 @@ def deep_dream(model, images, layer_names, *, steps: int = 10, learning_rate: fl
 
 def _octave_sizes(size, octaves, scale):
     """``[(H, W), (H/s, W/s), ...]``, finest first; ValueError if an octave is under 2 pixels."""
-    sizes = [tuple(max(int(round(d / scale**k)), 1) for d in size) for k in range(octaves)]
+    sizes = [tuple(max(round(d / scale**k), 1) for d in size) for k in range(octaves)]
     if min(sizes[-1]) < 2:
         raise ValueError(f"`octaves` = {octaves} with `octave_scale` = {scale} shrinks the "
                          f"{size} images below 2 pixels ({sizes[-1]})")

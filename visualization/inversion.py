@@ -18,11 +18,12 @@ import tensorflow as tf
 
 from visualization import ascent
 from visualization._model import as_image_batch, feature_model
-from visualization.style import total_variation
+from visualization.style import _final_rate, total_variation
 
 
 def invert_features(model, layer_name: str, images, *, steps: int = 200,
-                    learning_rate: float = 0.02, tv_weight: float = 0.01, tv_beta: float = 2.0,
+                    learning_rate: float = 0.02, final_learning_rate: float | None = None,
+                    tv_weight: float = 0.002, tv_beta: float = 2.0,
                     alpha_weight: float = 0.0, alpha: float = 6.0, value_range=None,
                     seed: int | None = None, return_history: bool = False):
     """Reconstruct ``images`` from their activations at ``layer_name``.
@@ -36,6 +37,8 @@ def invert_features(model, layer_name: str, images, *, steps: int = 200,
         images: ``(N, H, W, C)`` originals ``x_0``, in the model's input range.
         steps: descent steps > 0.
         learning_rate: > 0.
+        final_learning_rate: rate at the last step, reached by geometric decay; ``None`` =
+            ``learning_rate / 10``.
         tv_weight: ``lambda_tv`` >= 0.
         tv_beta: exponent of the TV prior > 0 (2 = squared differences).
         alpha_weight: ``lambda_a`` >= 0 (0 = no alpha-norm).
@@ -63,6 +66,7 @@ def invert_features(model, layer_name: str, images, *, steps: int = 200,
     start = (mean + 0.1 * std * rng.standard_normal(originals.shape)).astype(np.float32)
     recon, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
+        final_learning_rate=_final_rate(learning_rate, final_learning_rate),
         objective_args=(target, weights), regularizers=ascent.Regularizers(value_range=value_range),
         seed=seed)
     return (recon, -history) if return_history else recon

@@ -38,7 +38,10 @@ def class_model_visualization(model, class_index, *, steps: int = 200,
                               seed: int | None = None, return_history: bool = False):
     """Images that maximise class scores, ``argmax_I S_c(I) - lambda ||I||^2`` (Simonyan 2014).
 
-    Gradient ascent from a zero image with normalised steps (``learning_rate`` = mean absolute
+    Gradient ascent from a "zero" image: 0, or the centre of ``value_range`` when given (for
+    inputs in [0, 1] the zero image is black, where a ReLU network whose first-layer biases are
+    all negative, like the digits CNN, has no gradient), plus seeded Gaussian noise of std 1% of
+    the range (1e-2 without a range), with normalised steps (``learning_rate`` = mean absolute
     pixel change per step) and the L2 term as the decay ``I <- (1 - 2 eta lambda) I`` after each
     step; see :class:`visualization.ascent.Regularizers` for the Yosinski et al. options.
 
@@ -54,7 +57,7 @@ def class_model_visualization(model, class_index, *, steps: int = 200,
         contribution_percentile: zero pixels of contribution below this percentile (0 = off).
         value_range: ``(low, high)`` pixel range kept during the ascent, or ``None``.
         image_shape: ``(H, W, C)``; ``None`` = the model's input shape.
-        initial_images: ``(N, H, W, C)`` start instead of the zero image.
+        initial_images: ``(N, H, W, C)`` start instead of the (near-)zero image.
         seed: seed of the jitter.
         return_history: also return the ``(steps, N)`` class scores along the ascent.
 
@@ -68,7 +71,7 @@ def class_model_visualization(model, class_index, *, steps: int = 200,
     classes = resolve_class_index(class_index, tf.zeros((count, num_classes)), num_classes)
     objective = ascent.cached_objective(model, ("class_score",),
                                         lambda: _class_score_objective(scores))
-    start = _start_images(model, count, shape, initial_images, seed, noise_std=0.0)
+    start = _start_images(model, count, shape, initial_images, seed, value_range)
     regularizers = ascent.Regularizers(l2_decay, blur_every, blur_sigma, jitter, norm_percentile,
                                        contribution_percentile, value_range)
     images, history = ascent.gradient_ascent(objective, start, steps=steps,
@@ -86,9 +89,9 @@ def neuron_maximization(model, layer_name: str, unit_index, *, steps: int = 200,
     """Images that maximise a unit or feature map, ``argmax_I mean(f_k(I)) - alpha ||I||^2``.
 
     ``f_k`` is channel ``k`` (last axis) of the layer's output, averaged over the spatial
-    positions for a conv layer, the unit itself for a dense layer. Starts from small Gaussian
-    noise (std 0.01, seeded: a zero image can sit where every ReLU is off); ``l2_decay`` is
-    ``alpha`` with ``Omega = ||I||^2``; the other arguments are those of
+    positions for a conv layer, the unit itself for a dense layer. Starts, like
+    :func:`class_model_visualization`, from a "zero" image plus 1% seeded noise;
+    ``l2_decay`` is ``alpha`` with ``Omega = ||I||^2``; the other arguments are those of
     :func:`class_model_visualization`.
 
     Args:
@@ -107,8 +110,7 @@ def neuron_maximization(model, layer_name: str, unit_index, *, steps: int = 200,
     units = _unit_indices(unit_index, channels)
     objective = ascent.cached_objective(model, ("unit_mean", layer_name),
                                         lambda: _unit_mean_objective(features))
-    start = _start_images(model, int(units.shape[0]), shape, initial_images, seed,
-                          noise_std=0.01)
+    start = _start_images(model, int(units.shape[0]), shape, initial_images, seed, value_range)
     regularizers = ascent.Regularizers(l2_decay, blur_every, blur_sigma, jitter, norm_percentile,
                                        contribution_percentile, value_range)
     images, history = ascent.gradient_ascent(objective, start, steps=steps,
@@ -158,8 +160,9 @@ def _image_shape(model, image_shape) -> tuple[int, int, int]:
     return tuple(int(s) for s in image_shape)
 
 
-def _start_images(model, count, shape, initial_images, seed, *, noise_std):
-    """The given start batch (checked) or zeros plus seeded Gaussian noise of ``noise_std``."""
+def _start_images(model, count, shape, initial_images, seed, value_range):
+    """The given start batch (checked), or the range's centre (0 without one) plus 1% noise,
+    the same start for every image, so a batch gives the images of single runs."""
     if initial_images is not None:
         images = as_image_batch(initial_images, model, name="initial_images")
         if tuple(images.shape) != (count, *shape):
@@ -167,4 +170,8 @@ def _start_images(model, count, shape, initial_images, seed, *, noise_std):
                              f"{tuple(images.shape)}")
         return images
     rng = np.random.default_rng(seed)
-    return (noise_std * rng.standard_normal((count, *shape))).astype(np.float32)
+    if value_range is not None:
+        ascent.check_value_range(value_range)
+    low, high = value_range if value_range is not None else (-0.5, 0.5)
+    noise = 0.01 * (high - low) * rng.standard_normal(shape)  # one start for all: batch = single
+    return np.repeat((0.5 * (low + high) + noise)[None], count, axis=0).astype(np.float32)

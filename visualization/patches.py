@@ -21,6 +21,7 @@ Stacked 3x3 convolutions with dilations 1, 2, 4 give fields of 3, 7 and 15 pixel
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -83,21 +84,23 @@ class TopPatches(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 def receptive_field(model_or_layers, layer_name: str,
                     input_size: tuple[int, int] | None = None) -> ReceptiveField:
-    """Receptive field of the units of ``layer_name``, from the layer stack before it.
+    """Receptive field of the units of ``layer_name``, from the layers between it and the input.
 
     Supported layers: ``Conv2D``/``DepthwiseConv2D``/``SeparableConv2D`` (kernel, strides,
     dilation, ``"valid"``/``"same"`` padding), ``MaxPooling2D``/``AveragePooling2D``,
-    ``ZeroPadding2D``, ``Cropping2D``, and pointwise layers (activations, normalisation, dropout,
-    rescaling). Nested models are walked in place. The stack is read in layer order, which is
-    exact for chains (Sequential models, VGG-like bases, the digits CNN); branched graphs
-    (``Add``/``Concatenate``: ResNet, Inception) are refused rather than answered wrongly.
+    ``ZeroPadding2D``, ``Cropping2D``, pointwise layers (activations, normalisation, dropout,
+    rescaling) and merges (``Add``, ``Concatenate``, ...). For a Keras model the layer graph is
+    followed from ``layer_name`` back to the input, through nested models (a
+    ``keras.applications`` base in a Sequential); where branches merge (ResNet shortcuts) the
+    field is the union of the branches' fields, ``start = min start_b``,
+    ``size = max(start_b + size_b) - start``. A list of layers is read as a chain.
 
     TensorFlow's ``"same"`` padding puts ``floor(total / 2)`` pixels first, with
     ``total = max((ceil(n / s) - 1) * s + k_eff - n, 0)``, so it depends on the input size ``n``
     when the stride is above 1; that size is taken from the model or from ``input_size``.
 
     Args:
-        model_or_layers: a Keras model or a list of layers (in order).
+        model_or_layers: a Keras model, or a list of layers forming a chain (in order).
         layer_name: the layer whose units are asked for; it must keep spatial dimensions.
         input_size: ``(H, W)`` of the images, needed only when the model's input size is unknown
             and a ``"same"`` layer has a stride above 1.
@@ -107,20 +110,113 @@ def receptive_field(model_or_layers, layer_name: str,
 
     Raises:
         ValueError: unknown layer (the message lists the names), a layer without spatial
-            dimensions on the way, or a layer whose effect on positions is not known.
+            dimensions on the way (``Flatten``, ``Dense``, global pooling), a layer whose effect
+            on positions is not known, or branches with different strides.
     """
-    layers = _layer_stack(model_or_layers, layer_name)
-    size, jump, start = [1, 1], [1, 1], [0, 0]
     extent = list(input_size) if input_size is not None else _input_size(model_or_layers)
-    for layer in layers:
-        for axis in (0, 1):
-            size[axis], jump[axis], start[axis], extent[axis] = _through(
-                layer, axis, size[axis], jump[axis], start[axis], extent[axis], layer_name)
+    initial = tuple((1, 1, 0, n) for n in extent)  # per axis (size, jump, start, n)
+    graph = None
+    if not isinstance(model_or_layers, (list, tuple)):
+        graph = _graph_state(model_or_layers, layer_name, initial)
+    if graph is None:
+        graph = initial
+        for layer in _layer_stack(model_or_layers, layer_name):
+            graph = _apply(layer, graph, layer_name)
+    size, jump, start, _ = zip(*graph)
     return ReceptiveField(tuple(size), tuple(jump), tuple(start))
 
 
+class _NoGraph(Exception):
+    """The model has no usable layer graph (subclassed model, layer called several times)."""
+
+
+def _graph_state(model, layer_name: str, initial):
+    """State at ``layer_name`` following the Keras layer graph, or ``None`` without a graph."""
+    target = find_layer(model, layer_name)  # raises with the list of names
+    containers = _containers(model, target)
+    try:
+        if len(getattr(model, "inputs", None) or []) != 1:
+            raise _NoGraph
+        mapping = {id(model.inputs[0]): initial}
+        for outer, inner in itertools.pairwise(containers):
+            mapping = {id(inner.inputs[0]): _call_state(outer, inner, mapping, layer_name)}
+        if getattr(target, "layers", None):
+            raise ValueError(f"layer_name {layer_name!r} is a model, not a layer; choose one of "
+                             f"its layers: {[layer.name for layer in target.layers]}")
+        return _state_of(target.output, mapping, {}, layer_name)
+    except (_NoGraph, AttributeError):
+        return None
+
+
+def _containers(model, target) -> list:
+    """``[model, ..., the nested model whose own layers include target]``."""
+    path = [model]
+    while not any(layer is target for layer in getattr(path[-1], "layers", [])):
+        inner = [layer for layer in getattr(path[-1], "layers", []) if hasattr(layer, "layers")
+                 and any(sub is target for sub in all_layers(layer))]
+        if not inner:
+            raise _NoGraph
+        path.append(inner[0])
+    return path
+
+
+def _call_state(outer, inner, mapping, target_name):
+    """State at the input of the nested model ``inner`` where ``outer``'s graph calls it."""
+    for node in inner._inbound_nodes:
+        try:
+            return _merge([_state_of(t, mapping, {}, target_name) for t in node.input_tensors],
+                          inner)
+        except _NoGraph:
+            continue
+    raise _NoGraph
+
+
+def _state_of(tensor, mapping, memo, target_name):
+    """Receptive-field state of a symbolic tensor, walking back to a mapped input."""
+    if id(tensor) in mapping:
+        return mapping[id(tensor)]
+    if id(tensor) not in memo:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            raise _NoGraph
+        op = history.operation
+        node = op._inbound_nodes[history.node_index]
+        if node.is_input:
+            raise _NoGraph  # an input of another model: not on the path from our input
+        state = _merge([_state_of(t, mapping, memo, target_name) for t in node.input_tensors],
+                       op)
+        if isinstance(op, keras.Model):
+            state = _state_of(op.outputs[0], {id(op.inputs[0]): state}, {}, target_name)
+        else:
+            state = _apply(op, state, target_name)
+        memo[id(tensor)] = state
+    return memo[id(tensor)]
+
+
+def _merge(states, op):
+    """Union of the fields of merged branches (same jump), e.g. a residual ``Add``."""
+    if len(states) == 1:
+        return states[0]
+    merged = []
+    for axis in zip(*states):
+        if len({jump for _, jump, _, _ in axis}) != 1:
+            raise ValueError(f"layer {op.name!r} merges branches with different strides "
+                             f"{[jump for _, jump, _, _ in axis]}; their fields do not align")
+        start = min(st for _, _, st, _ in axis)
+        end = max(st + size for size, _, st, _ in axis)
+        merged.append((end - start, axis[0][1], start, axis[0][3]))
+    return tuple(merged)
+
+
+def _apply(layer, state, target):
+    """State after ``layer``, axis by axis."""
+    if type(layer).__name__ in _MERGE:
+        return state  # the union was taken over the inputs
+    return tuple(_through(layer, axis, *state[axis], target) for axis in (0, 1))
+
+
 def _layer_stack(model_or_layers, layer_name: str) -> list:
-    """The leaf layers from the input up to and including ``layer_name``."""
+    """The leaf layers from the input up to and including ``layer_name``, read as a chain."""
     if isinstance(model_or_layers, (list, tuple)):
         if not isinstance(layer_name, str):
             raise TypeError(f"layer_name must be a string, got {layer_name!r}")
@@ -172,8 +268,8 @@ def _through(layer, axis, size, jump, start, n, target):
         s = _pair(layer.strides if layer.strides is not None else layer.pool_size)[axis]
         return _window(layer, k, s, 1, size, jump, start, n)
     if kind in _MERGE:
-        raise ValueError(f"layer {layer.name!r} ({kind}) merges branches; receptive fields are "
-                         f"computed for chains of layers only")
+        raise ValueError(f"layer {layer.name!r} ({kind}) merges branches; pass the model, not a "
+                         f"list of layers, so that the graph is followed")
     what = "has no spatial dimensions" if kind in ("Flatten", "Dense", "Reshape") or \
         kind.startswith("Global") else "changes positions in a way not supported here"
     raise ValueError(f"layer_name {target!r}: layer {layer.name!r} ({kind}) on the way {what}; "

@@ -172,9 +172,9 @@ def plot_gradient_images(images, gradients, *, titles=None,
     """Images (top) and image-shaped gradients (bottom), for guided backprop, deconvnet and
     guided Grad-CAM.
 
-    A gradient ``g`` ``(H, W, C)`` is shown as ``clip(0.5 + 0.15 * (g - mean) / std, 0, 1)``
-    per image (the usual display: grey 0.5 = no change, bright = positive), in colour for RGB
-    inputs; a bar below shows that mapping in standard deviations.
+    A gradient ``g`` ``(H, W, C)`` is shown as ``clip(0.5 + 0.15 * g / std(g), 0, 1)`` per
+    image (grey 0.5 = zero gradient, bright = positive, dark = negative), in colour for RGB
+    inputs; a colour bar shows that mapping in standard deviations.
 
     Args:
         images: ``(N, H, W, C)``.
@@ -199,8 +199,7 @@ def plot_gradient_images(images, gradients, *, titles=None,
 
 def _standardised(gradient: np.ndarray) -> np.ndarray:
     std = float(gradient.std())
-    centred = (gradient - gradient.mean()) / (std if std > 0 else 1.0)
-    return np.clip(0.5 + 0.15 * centred, 0.0, 1.0)
+    return np.clip(0.5 + 0.15 * gradient / (std if std > 0 else 1.0), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ def total_variation(images, beta: float = 2.0):
 
 def style_transfer(model, content_image, style_image, *, content_layers, style_layers,
                    content_weight: float = 1.0, style_weights=None, tv_weight: float = 0.0,
-                   steps: int = 200, learning_rate: float = 0.01, init: str = "content",
+                   steps: int = 200, learning_rate: float = 0.01,
+                   final_learning_rate: float | None = None, init: str = "content",
                    value_range=None, seed: int | None = None, return_history: bool = False):
     """Neural style transfer (Gatys et al. 2016) by descent on the shared ascent loop.
 
@@ -149,6 +150,8 @@ def style_transfer(model, content_image, style_image, *, content_layers, style_l
         tv_weight: weight of the total variation (beta = 2) >= 0.
         steps: descent steps > 0.
         learning_rate: mean absolute pixel change per step (normalised gradient) > 0.
+        final_learning_rate: rate at the last step, reached by geometric decay; ``None`` =
+            ``learning_rate / 10``.
         init: ``"content"`` (start from the content image) or ``"noise"`` (white noise of the
             content image's mean and standard deviation, Gatys et al.).
         value_range: ``(low, high)`` pixel range kept during the descent, or ``None``.
@@ -177,6 +180,7 @@ def style_transfer(model, content_image, style_image, *, content_layers, style_l
     regularizers = ascent.Regularizers(value_range=value_range)
     image, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
+        final_learning_rate=_final_rate(learning_rate, final_learning_rate),
         objective_args=(targets, scalars), regularizers=regularizers, seed=seed)
     return (image, -history[:, 0]) if return_history else image
 
@@ -268,6 +272,14 @@ def _extractor(model, layer_names):
         return out
 
     return extract_from_callable
+
+
+def _final_rate(learning_rate, final_learning_rate):
+    """``final_learning_rate``, defaulting to a tenth of the (validated) ``learning_rate``."""
+    if final_learning_rate is not None:
+        return final_learning_rate
+    ascent.check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
+    return learning_rate / 10.0
 
 
 def _initial_image(content, init, seed):

@@ -54,12 +54,13 @@ def test_evaluate_writes_robustness_json_with_the_schema_and_figures(trained_dir
             assert all(0.0 <= acc <= 1.0 for acc in curve.values())
         # epsilon 0 is the clean accuracy, the same whatever the attack, in steps of 1/40
         cleans = {curve["0.0"] for curve in per_attack.values()}
-        assert len(cleans) == 1 and abs(cleans.pop() * 40 % 1) < 1e-9
+        assert len(cleans) == 1
+        clean = cleans.pop()
+        assert abs(round(clean * 40) - clean * 40) < 1e-9
     szegedy = json.loads((out / "szegedy.json").read_text())
     assert len(szegedy["transfer_pgd"]["error"]) == 2
     assert set(szegedy["minimal_distortion_pgd"]) == {"grid_step", "standard", "pgd_trained"}
-    assert szegedy["minimal_distortion_pgd"]["standard"]["mean_epsilon"] in {0.1, 0.2, 0.3, 0.4,
-                                                                             0.5}
+    assert 0.1 <= szegedy["minimal_distortion_pgd"]["standard"]["mean_epsilon"] <= 0.5
     for name in ["accuracy_vs_epsilon", "examples", "loss_surface_standard",
                  "loss_surface_pgd_trained"]:
         with open(out / f"adversarial_{name}.png", "rb") as handle:

@@ -40,7 +40,7 @@ def expected_accuracy(eps):
 
 def test_robust_accuracy_matches_the_hand_computed_margins():
     epsilons = (0.0, 0.05, 0.1, 0.15, 0.2)
-    result = ev.robust_accuracy(linear_model(), images(), LABELS, epsilons, batch_size=3)
+    result = ev.robust_accuracy(linear_model(), images(), LABELS, epsilons, batch_size=6)
     assert set(result) == {"fgsm", "pgd", "mim"}
     for attack, curve in result.items():
         assert list(curve) == list(epsilons)

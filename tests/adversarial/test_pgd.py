@@ -60,8 +60,8 @@ def test_pgd_stays_in_ball_and_range(digits_mlp, test_batch, norm, eps, random_i
 
 def test_random_start_is_seeded_and_inside_the_ball(digits_mlp, test_batch):
     x, y = test_batch
-    kwargs = dict(epsilon=0.1, num_steps=1, step_size=1e-6, clip_value_min=-np.inf,
-                  clip_value_max=np.inf)
+    kwargs = {"epsilon": 0.1, "num_steps": 1, "step_size": 1e-6, "clip_value_min": -np.inf,
+                  "clip_value_max": np.inf}
     first = pgd_attack(digits_mlp, x, y, seed=5, **kwargs).numpy()
     again = pgd_attack(digits_mlp, x, y, seed=5, **kwargs).numpy()
     other = pgd_attack(digits_mlp, x, y, seed=6, **kwargs).numpy()
@@ -106,7 +106,7 @@ def test_margin_attack_raises_the_margin(digits_mlp, test_batch):
 
 def test_restarts_keep_the_best_restart_per_example(digits_mlp, test_batch):
     x, y = test_batch
-    kwargs = dict(epsilon=0.3, num_steps=2, step_size=0.01, seed=11)
+    kwargs = {"epsilon": 0.3, "num_steps": 2, "step_size": 0.01, "seed": 11}
     single = pgd_attack(digits_mlp, x, y, restarts=1, **kwargs)  # restart 0 of the run below
     best = pgd_attack(digits_mlp, x, y, restarts=4, **kwargs)
     loss_single = attack_objective(digits_mlp(single), y, "ce", False).numpy()
@@ -146,7 +146,7 @@ def test_no_retracing_for_repeated_shapes(test_batch):
 def test_model_is_left_unchanged_and_run_in_inference_mode(dropout_bn_model, test_batch):
     x, y = test_batch
     weights = [w.copy() for w in dropout_bn_model.get_weights()]
-    kwargs = dict(epsilon=0.1, num_steps=3, step_size=0.03, random_init=False)
+    kwargs = {"epsilon": 0.1, "num_steps": 3, "step_size": 0.03, "random_init": False}
     first = pgd_attack(dropout_bn_model, x, y, **kwargs).numpy()
     second = pgd_attack(dropout_bn_model, x, y, **kwargs).numpy()
 

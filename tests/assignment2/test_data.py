@@ -155,12 +155,26 @@ def test_read_buildings_multipolygon_null_geometry_and_empty_file(tmp_path):
 # --------------------------------------------------------------------------- bad data
 
 
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"data_dir": None}, TypeError, "data_dir.*None"),
+    ({"boundary_width": -2}, ValueError, "boundary_width.*-2"),
+    ({"boundary_width": "3"}, ValueError, "boundary_width.*'3'"),
+])
+def test_load_tiles_validates_its_arguments(spacenet_area, kwargs, error, pattern):
+    args = {"data_dir": spacenet_area, **kwargs}
+    with pytest.raises(error, match=pattern):
+        load_tiles(args.pop("data_dir"), **args)
+
+
 def test_missing_empty_and_unknown_folders(tmp_path):
     with pytest.raises(DataError, match="nowhere.*does not exist"):
         load_tiles(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty.*is empty"):
         load_tiles(tmp_path / "empty")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(DataError, match="file.txt.*not a folder"):
+        load_tiles(tmp_path / "file.txt")
     (tmp_path / "other" / "stuff").mkdir(parents=True)
     with pytest.raises(DataError, match="other: neither a prepared folder"):
         load_tiles(tmp_path / "other")
@@ -176,8 +190,8 @@ def test_raw_image_without_geojson_and_the_reverse(spacenet_area, copy_area, rem
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"type": "FeatureCollection"}',
-                                  '{"features": [{"geometry": {"type": "Polygon", '
-                                  '"coordinates": [[["a", "b"]]]}}]}'])
+                                  ('{"features": [{"geometry": {"type": "Polygon", '
+                                  '"coordinates": [[["a", "b"]]]}}]}')])
 def test_unreadable_geojson_is_named(spacenet_area, copy_area, text):
     area = copy_area(spacenet_area)
     _geojson(area, 3).write_text(text)

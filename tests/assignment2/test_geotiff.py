@@ -28,7 +28,7 @@ def test_geotags_are_written_as_the_geotiff_spec_says(tmp_path):
     assert tags[33550] == (2.7e-6, 2.7e-6, 0.0)  # ModelPixelScale
     assert tags[33922] == (0.0, 0.0, 0.0, -115.3, 36.2, 0.0)  # ModelTiepoint
     keys = np.asarray(tags[34735]).reshape(-1, 4)
-    assert dict((k, v) for k, _, _, v in keys[1:]) == {1024: 2, 1025: 1, 2048: 4326, 2054: 9102}
+    assert {k: v for k, _, _, v in keys[1:]} == {1024: 2, 1025: 1, 2048: 4326, 2054: 9102}
     assert tuple(keys[0]) == (1, 1, 0, 4)
 
 
@@ -124,6 +124,17 @@ def test_corrupt_tiff_raises_data_error_naming_the_file(tmp_path, damage):
                "junk": b"not a tiff at all", "empty": b""}[damage]
     path.write_bytes(damaged)
     with pytest.raises(DataError, match="tile7.tif"):
+        read_geotiff(path)
+
+
+def test_codec_without_its_package_is_explained(tmp_path, monkeypatch):
+    path = write_geotiff(tmp_path / "lzw.tif", np.ones((8, 8), np.uint16))
+
+    def decode_without_imagecodecs(self, *args, **kwargs):  # what tifffile raises for LZW
+        raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", decode_without_imagecodecs)
+    with pytest.raises(DataError, match="lzw.tif: .*needs the 'imagecodecs' package"):
         read_geotiff(path)
 
 

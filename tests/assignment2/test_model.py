@@ -56,6 +56,27 @@ def test_context_module_calls_atrous_conv2d_once_per_dilation(monkeypatch):
     assert rates == list(CONTEXT_DILATIONS)
 
 
+def test_context_module_implementations_compute_the_same_function():
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(size=(2, 12, 10, 3)), tf.float32)
+    atrous, dilated = ContextModule(), ContextModule(implementation="conv2d")
+    atrous.build(x.shape)
+    dilated.build(x.shape)
+    weights = [rng.normal(0, 0.3, w.shape).astype("float32") for w in atrous.get_weights()]
+    atrous.set_weights(weights)
+    dilated.set_weights(weights)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outputs = [layer(x) for layer in (atrous, dilated)]
+        sums = [tf.reduce_sum(o * o) for o in outputs]
+    np.testing.assert_allclose(np.asarray(outputs[0]), np.asarray(outputs[1]), atol=1e-5)
+    assert np.abs(np.asarray(outputs[0])).max() > 0.1
+    np.testing.assert_allclose(np.asarray(tape.gradient(sums[0], x)),
+                               np.asarray(tape.gradient(sums[1], x)), atol=1e-4)
+    with pytest.raises(ValueError, match="implementation"):
+        ContextModule(implementation="fft")
+
+
 def test_context_module_receptive_field_is_67_empirically():
     """Gradient of the centre output wrt the input: support is exactly a 67 x 67 square.
 
@@ -95,6 +116,9 @@ def test_unet_options_change_the_architecture():
     assert wide.output_shape == (None, None, None, 5) and wide.input_shape == (None, None, None, 4)
     assert wide.get_layer("bottleneck_conv2").filters == 64
     assert isinstance(wide.get_layer("bottleneck_dropout"), keras.layers.Dropout)
+    thin = build_unet(depth=2, base_filters=8, context_channels=6)
+    assert thin.get_layer("context").output.shape[-1] == 6
+    assert thin.output_shape == (None, None, None, 3)
 
 
 def test_transpose_upsampling_has_no_checkerboard():
@@ -119,6 +143,8 @@ def test_network_stride():
     ({"upsampling": "bicubic"}, "upsampling"), ({"depth": -1}, "depth"),
     ({"base_filters": 0}, "base_filters"), ({"num_classes": 1}, "num_classes"),
     ({"dropout": 1.0}, "dropout"), ({"depth": 2.0}, "depth"),
+    ({"context_channels": 0}, "context_channels"),
+    ({"context_implementation": "fft"}, "implementation"),
 ])
 def test_build_unet_rejects_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -126,7 +152,8 @@ def test_build_unet_rejects_bad_arguments(kwargs, match):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    net = build_unet(depth=2, base_filters=4, upsampling="bilinear", context=True)
+    net = build_unet(depth=2, base_filters=4, upsampling="bilinear", context=True,
+                     context_implementation="conv2d")
     net.compile(optimizer="adam", loss=segmentation_loss(class_weights=[0.5, 1.0, 3.0]))
     net.optimizer.build(net.trainable_variables)
     x = np.random.default_rng(3).uniform(size=(1, 20, 28, 3)).astype("float32")
@@ -135,6 +162,7 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(net(x)), atol=1e-6)
     assert loaded.get_layer("context").dilations == CONTEXT_DILATIONS
+    assert loaded.get_layer("context").implementation == "conv2d"
     assert loaded.loss.class_weights == [0.5, 1.0, 3.0] and loaded.loss.ignore_index == 255
 
 

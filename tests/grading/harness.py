@@ -29,20 +29,23 @@ class Implementation:
     def is_package(self) -> bool:
         return self.source == self.package
 
-    def load(self):
-        """The module; raises ImportError with a one-line reason."""
+    def load(self, package_module: str | None = None):
+        """The graded module: ``package_module`` (where the package keeps the function) when the
+        package itself is graded, else the replacement; raises ImportError with a one-line reason.
+        """
+        name = package_module if (self.is_package and package_module) else self.source
         try:
-            if self.source.endswith(".py"):
-                path = Path(self.source).resolve()
+            if name.endswith(".py"):
+                path = Path(name).resolve()
                 spec = importlib.util.spec_from_file_location(f"graded_{path.stem}", path)
                 if spec is None or not path.is_file():
                     raise FileNotFoundError(f"no such file {path}")
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
                 return module
-            return importlib.import_module(self.source)
+            return importlib.import_module(name)
         except Exception as exc:  # a broken student module is a graded outcome
-            raise ImportError(f"{self.source} does not import: {type(exc).__name__}: {exc}") from exc
+            raise ImportError(f"{name} does not import: {type(exc).__name__}: {exc}") from exc
 
 
 def parse_impl_options(values: list[str]) -> dict[str, Implementation]:

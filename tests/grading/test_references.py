@@ -30,7 +30,7 @@ def test_matches_reference(case, graded, record_grade):
     except ReferenceError as exc:
         fail("ERROR", str(exc))
     try:
-        module = impl.load()
+        module = impl.load(case.package_module)
     except ImportError as exc:
         fail("ERROR", str(exc))
     function = getattr(module, case.function, None)

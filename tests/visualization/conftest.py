@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import pytest
 
-RELU_FORMS = ("activation", "Activation", "ReLU", "ReLU6", "nested")
+RELU_FORMS = ("activation", "relu6", "Activation", "ReLU", "ReLU6", "nested")
+CLIPPED_AT_6 = ("relu6", "ReLU6")
 
 MLP_INPUT = (3, 3, 1)
 CNN_INPUT = (8, 8, 2)
@@ -37,8 +38,9 @@ def _fixed_weights(model, seed=7, scale=0.6):
 
 def _relu_block(form, units, name):
     """``Dense(units)`` followed by a ReLU written in the given form (list of layers)."""
-    if form == "activation":
-        return [keras.layers.Dense(units, activation="relu", name=name)]
+    if form in ("activation", "relu6"):
+        return [keras.layers.Dense(units, activation=form.replace("activation", "relu"),
+                                   name=name)]
     dense = keras.layers.Dense(units, name=name)
     relu = {"Activation": lambda: keras.layers.Activation("relu", name=f"{name}_relu"),
             "ReLU": lambda: keras.layers.ReLU(name=f"{name}_relu"),

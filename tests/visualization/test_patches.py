@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from visualization.patches import ReceptiveField, receptive_field, top_patches
 
@@ -51,18 +50,22 @@ def test_non_square_kernels_and_zero_padding_are_per_axis():
     assert receptive_field(model, "c") == ReceptiveField((3, 5), (1, 2), (-2, -1))
 
 
-@pytest.mark.parametrize("size", [15, 16])
-def test_field_equals_the_support_of_the_unit_gradient(size):
-    """With positive weights and no ReLU or max, d unit / d input is > 0 exactly on the field."""
-    model = _chain(size, _conv("a", s=2), keras.layers.AveragePooling2D(2, 1, name="p"),
-                   _conv("b", d=2, padding="valid"), _conv("c", s=2))
-    field = receptive_field(model, "c")
-    x = tf.ones((1, size, size, 1))
-    for row, col in [(0, 0), (0, 1), (1, 0)]:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            unit = model(x)[0, row, col, 0]
-        support = tf.abs(tape.gradient(unit, x))[0, ..., 0].numpy() > 0
+@pytest.mark.parametrize("size, residual", [(15, False), (16, False), (9, True), (10, True)])
+def test_field_equals_the_pixels_that_move_the_unit(size, residual):
+    """With positive weights and no max, raising one pixel raises a unit exactly when the pixel
+    lies in its field; all single-pixel changes go through the model as one batch."""
+    if residual:  # positive inputs keep the ReLU of the residual net linear
+        model, name = _residual_net(size), "top"
+    else:
+        model, name = _chain(size, _conv("a", s=2), keras.layers.AveragePooling2D(2, 1, name="p"),
+                             _conv("b", d=2, padding="valid"), _conv("c", s=2)), "c"
+    field = receptive_field(model, name)
+    probes = np.ones((size * size, size, size, 1), np.float32)
+    probes[np.arange(size * size), np.arange(size * size) // size, np.arange(size * size) % size] = 2
+    base = np.asarray(model(np.ones((1, size, size, 1), np.float32)))[0]
+    moved = np.asarray(model(probes)) != base  # (size * size, h, w, 1)
+    for row, col in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        support = moved[:, row, col, 0].reshape(size, size)
         top, left, bottom, right = field.box(row, col)
         expected = np.zeros_like(support)
         expected[max(top, 0):bottom, max(left, 0):right] = True
@@ -76,10 +79,34 @@ def test_receptive_field_errors_name_the_layer():
     with pytest.raises(ValueError, match="'fc'.*no spatial dimensions"):
         receptive_field(model, "fc")
     inputs = keras.Input((8, 8, 1))
-    merged = keras.layers.Add(name="add")([_conv("x")(inputs), _conv("y")(inputs)])
-    branched = keras.Model(inputs, _conv("z")(merged))
-    with pytest.raises(ValueError, match="merges branches"):
-        receptive_field(branched, "z")
+    merged = keras.layers.Add(name="add")([_conv("x", k=5, padding="valid")(inputs),
+                                           _conv("y", s=2)(inputs)])  # both 4x4
+    with pytest.raises(ValueError, match="'add' merges branches with different strides"):
+        receptive_field(keras.Model(inputs, merged), "add")
+    layers = [_conv("x"), keras.layers.Add(name="add")]
+    with pytest.raises(ValueError, match="pass the model"):
+        receptive_field(layers, "add")
+
+
+def _residual_net(size):
+    """conv -> [conv s2 -> conv] + [1x1 conv s2] -> conv, the base nested in a Sequential."""
+    inputs = keras.Input((size, size, 1))
+    stem = _conv("stem")(inputs)
+    main = _conv("m2")(_conv("m1", s=2)(stem))
+    shortcut = _conv("short", k=1, s=2)(stem)
+    merged = keras.layers.Add(name="add")([main, shortcut])
+    base = keras.Model(inputs, keras.layers.ReLU(name="relu")(merged), name="base")
+    return keras.Sequential([keras.Input((size, size, 1)), base,
+                             keras.layers.AveragePooling2D(2, 1, name="pool"), _conv("top")])
+
+
+def test_residual_branches_give_the_union_of_their_fields_inside_a_nested_base():
+    model = _residual_net(8)
+    # stem 3 (start -1); main: m1 s2 -> 5, jump 2, start -1 (n=8: pads 0 first), m2 -> 9,
+    # start -3; shortcut 1x1 s2 -> 3, start -1; union: start -3, size 9
+    assert receptive_field(model, "add") == ReceptiveField((9, 9), (2, 2), (-3, -3))
+    assert receptive_field(model, "pool") == ReceptiveField((11, 11), (2, 2), (-3, -3))
+    assert receptive_field(model, "top") == ReceptiveField((15, 15), (2, 2), (-5, -5))
 
 
 def _box_images():
@@ -87,7 +114,7 @@ def _box_images():
     images = np.zeros((3, 8, 8, 1), np.float32)
     images[0, 1:4, 2:5] = 0.5   # centre (2, 3)
     images[1, 4:7, 4:7] = 1.0   # centre (5, 5)
-    images[2, 0:3, 0:3] = 0.8   # centre (1, 1)
+    images[2, 0:3, 0:3] = 0.6   # centre (1, 1)
     return images
 
 
@@ -103,7 +130,7 @@ def test_top_patches_find_the_squares_strongest_first():
     images = _box_images()
     top = top_patches(_sum_model(), images, "conv", 0, k=3)
     np.testing.assert_array_equal(top.locations, [[1, 4, 4], [2, 0, 0], [0, 1, 2]])
-    np.testing.assert_allclose(top.activations, [9.0, 7.2, 4.5], rtol=1e-6)
+    np.testing.assert_allclose(top.activations, [9.0, 5.4, 4.5], rtol=1e-6)
     assert top.patches.shape == (3, 3, 3, 1)
     for patch, (n, r, c) in zip(top.patches, top.locations):
         np.testing.assert_array_equal(patch, images[n, r:r + 3, c:c + 3])

@@ -89,3 +89,13 @@ def test_plain_function_model():
 def test_bad_input(images, kwargs, error, match):
     with pytest.raises(error, match=match):
         saliency_map(build_tiny_cnn(), images, **kwargs)
+
+
+def test_inference_mode_dropout_is_off(cnn_images):
+    """A model with heavy dropout gives the dropout-free gradient (training=False)."""
+    layers = [keras.layers.Flatten(), keras.layers.Dense(3)]
+    with_dropout = keras.Sequential([keras.Input((8, 8, 2)), layers[0],
+                                     keras.layers.Dropout(0.9), layers[1]])
+    without = keras.Sequential([keras.Input((8, 8, 2)), *layers])
+    np.testing.assert_array_equal(saliency_map(with_dropout, cnn_images, 0),
+                                  saliency_map(without, cnn_images, 0))
