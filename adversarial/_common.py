@@ -3,10 +3,18 @@
 Every public attack and visualisation accepts "any callable that maps a batch to logits": a Keras 3
 model, a tf-keras model or a plain function. They are always called in inference mode, so that
 dropout is off and batch-norm statistics are neither used from the batch nor updated.
+
+For the attacks (issue 3) this module also holds, once for all of them: the argument checks
+(errors name the argument and show the value), the loss-gradient helper
+(:func:`objective_and_gradient`), the step/projection pair (:func:`ascent_step`,
+:func:`project`) with the random start, the multi-step loop (:func:`iterative_attack`, pure
+TensorFlow, also traced into adversarial training) and its per-model cache of compiled
+``tf.function``s (:func:`compiled_attack`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import types
@@ -53,13 +61,17 @@ NORMS = (np.inf, 2)
 LOSSES = ("ce", "margin")
 
 
-def check_real(value, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
-    """``float(value)`` after checking it is a finite real number ``>= minimum`` (``>`` if strict)."""
+def check_real(value, name: str, *, minimum: float | None = None, strict: bool = False,
+               allow_inf: bool = False) -> float:
+    """``float(value)`` after checking it is a real number ``>= minimum`` (``>`` if strict).
+
+    NaN is always rejected, infinities unless ``allow_inf``.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must not be NaN, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
         relation = ">" if strict else ">="
         raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
@@ -77,8 +89,8 @@ def check_int(value, name: str, *, minimum: int = 1) -> int:
 
 def check_clip_range(clip_value_min, clip_value_max) -> tuple[float, float]:
     """The valid input range; infinite bounds are allowed (no clipping on that side)."""
-    low = check_real(clip_value_min, "clip_value_min")
-    high = check_real(clip_value_max, "clip_value_max")
+    low = check_real(clip_value_min, "clip_value_min", allow_inf=True)
+    high = check_real(clip_value_max, "clip_value_max", allow_inf=True)
     if low > high:
         raise ValueError(
             f"clip_value_min must be <= clip_value_max, got clip_value_min={clip_value_min!r} "
@@ -98,6 +110,7 @@ def check_norm(norm) -> float:
 
 
 def check_loss(loss) -> str:
+    """``"ce"`` or ``"margin"``."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     return loss
@@ -124,7 +137,7 @@ def as_image_tensor(images, name: str = "input_image") -> tf.Tensor:
 
 def as_label_indices(labels, num_images: int, num_classes: int,
                      name: str = "input_label") -> tf.Tensor:
-    """Class indices ``(N,)`` int32 from indices ``(N,)``, one-hot rows ``(N, K)`` or a scalar.
+    """Class indices ``(N,)`` int32 from indices ``(N,)`` or ``(N, 1)``, one-hot ``(N, K)``, a scalar.
 
     A scalar is used for every image (handy for a single target class).
 
@@ -136,6 +149,8 @@ def as_label_indices(labels, num_images: int, num_classes: int,
         array = np.full((num_images,), array)
     if array.ndim == 2 and array.shape[1] == num_classes and array.shape[0] == num_images:
         array = np.argmax(array, axis=1)
+    elif array.ndim == 2 and array.shape[1] == 1:  # Keras-style (N, 1) column of indices
+        array = array[:, 0]
     if array.ndim != 1 or array.shape[0] != num_images:
         raise ValueError(
             f"{name} must hold {num_images} class indices or one-hot rows of width {num_classes}, "
@@ -406,6 +421,18 @@ def seed_tensor(seed) -> tf.Tensor:
     return tf.constant([check_int(seed, "seed", minimum=0), 0], tf.int64)
 
 
+def _prepare_batch(model, input_image, input_label, soft_label):
+    """``(images float32, labels int32 (N,), training_flag)`` after the data checks."""
+    images = as_image_tensor(input_image)
+    training_flag = accepts_training_flag(model)
+    if images.shape[0] == 0:
+        return images, tf.zeros([0], tf.int32), training_flag
+    num_classes = num_classes_of(model, images, training_flag)
+    if soft_label and input_label is None:  # the labels are predicted inside the attack
+        return images, tf.zeros([images.shape[0]], tf.int32), training_flag
+    return images, as_label_indices(input_label, images.shape[0], num_classes), training_flag
+
+
 def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip_value_max,
                soft_label, targeted, loss, seed, num_steps=1, step_size=None, decay=None,
                random_init=False, norm=np.inf, restarts=1):
@@ -417,8 +444,7 @@ def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip
     if not callable(model):
         raise TypeError(f"model must be callable (batch -> logits), got {type(model)!r}")
     epsilon = check_real(epsilon, "epsilon", minimum=0.0)
-    num_steps = check_int(num_steps, "num_steps")
-    restarts = check_int(restarts, "restarts")
+    num_steps, restarts = check_int(num_steps, "num_steps"), check_int(restarts, "restarts")
     if step_size is not None:
         step_size = check_real(step_size, "step_size", minimum=0.0, strict=True)
     if decay is not None:
@@ -428,23 +454,42 @@ def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip
     if targeted and soft_label:
         raise ValueError(f"soft_label must be False when targeted=True (the label is the target), "
                          f"got soft_label={soft_label!r}")
-    seed = seed_tensor(seed)
-    images = as_image_tensor(input_image)
-    if images.shape[0] == 0:
-        return images
-    training_flag = accepts_training_flag(model)
-    num_classes = num_classes_of(model, images, training_flag)
-    if soft_label and input_label is None:
-        labels = tf.zeros([images.shape[0]], tf.int32)
-    else:
-        labels = as_label_indices(input_label, images.shape[0], num_classes)
-    if epsilon == 0.0:
+    static = {"norm": norm, "loss": loss, "targeted": bool(targeted),
+              "random_init": bool(random_init), "momentum": decay is not None,
+              "restarts": restarts}
+    scalar = functools.partial(tf.constant, dtype=tf.float32)
+    numbers = (scalar(epsilon), scalar(step_size or epsilon), tf.constant(num_steps, tf.int32),
+               scalar(decay or 0.0), seed_tensor(seed), scalar(clip_min), scalar(clip_max))
+    if not tf.executing_eagerly():
+        return _attack_in_graph(model, input_image, input_label, soft_label, epsilon, numbers,
+                                static)
+    images, labels, training_flag = _prepare_batch(model, input_image, input_label, soft_label)
+    if epsilon == 0.0 or images.shape[0] == 0:
         return images
     attack = compiled_attack(model, training_flag=training_flag, soft_label=bool(soft_label),
-                             norm=norm, loss=loss, targeted=bool(targeted),
-                             random_init=bool(random_init), momentum=decay is not None,
-                             restarts=restarts)
-    return attack(images, labels, tf.constant(epsilon, tf.float32),
-                  tf.constant(epsilon if step_size is None else step_size, tf.float32),
-                  tf.constant(num_steps, tf.int32), tf.constant(decay or 0.0, tf.float32), seed,
-                  tf.constant(clip_min, tf.float32), tf.constant(clip_max, tf.float32))
+                             **static)
+    return attack(images, labels, *numbers)
+
+
+def _attack_in_graph(model, input_image, input_label, soft_label, epsilon, numbers, static):
+    """The attack traced inline when called inside the caller's ``tf.function``.
+
+    The data checks that need concrete values (NaN, label range, the model's shape probe) are
+    skipped there; labels may be indices ``(N,)``/``(N, 1)`` or one-hot ``(N, K)``.
+    """
+    images = tf.cast(input_image, tf.float32)
+    training_flag = accepts_training_flag(model)
+
+    def model_fn(batch):
+        return call_model(model, batch, training_flag)
+
+    if soft_label:
+        labels = tf.argmax(model_fn(images), axis=1, output_type=tf.int32)
+    else:
+        labels = tf.convert_to_tensor(input_label)
+        if labels.shape.rank == 2 and labels.shape[1] != 1:
+            labels = tf.argmax(labels, axis=1)
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    if epsilon == 0.0:
+        return images
+    return iterative_attack(model_fn, images, labels, *numbers, **static)

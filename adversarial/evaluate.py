@@ -12,7 +12,8 @@ Loads ``standard.keras`` and ``pgd_trained.keras`` from ``--output-dir`` and wri
 - ``evaluate_config.json``: the options used.
 
 Iterative attacks use ``step_size = step_size_factor * epsilon / num_steps``.
-TensorFlow is imported only once the options are valid, so ``--help`` and bad options are fast.
+This module imports TensorFlow only once the options are valid (``adversarial/__init__.py``,
+which ``python -m`` runs first, currently imports it eagerly, so ``--help`` waits for it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from adversarial.train import MODEL_NAMES, replace_readable, run_cli, write_json_atomic
+from adversarial.train import (
+    MODEL_NAMES,
+    CliError,
+    replace_readable,
+    run_cli,
+    write_json_atomic,
+)
 
 ATTACKS = ("fgsm", "pgd", "mim")
 
@@ -95,9 +102,15 @@ def load_models(output_dir: str) -> dict:
 
     import adversarial.models  # noqa: F401  (registers Residual and ResnetBlock)
 
-    return {name: keras.models.load_model(os.path.join(output_dir, f"{name}.keras"),
-                                          compile=False)
-            for name in MODEL_NAMES}
+    models = {}
+    for name in MODEL_NAMES:
+        path = os.path.join(output_dir, f"{name}.keras")
+        try:
+            models[name] = keras.models.load_model(path, compile=False)
+        except Exception as err:  # a truncated or foreign file: a bad input, not a crash
+            raise CliError(f"--output-dir: cannot load {path!r} as a Keras model "
+                           f"({type(err).__name__})") from err
+    return models
 
 
 def robustness_table(models: dict, x, y, config: EvaluateConfig) -> dict:
@@ -190,11 +203,9 @@ def run(config: EvaluateConfig) -> dict:
                           szegedy_tables(models, x, y, config))
     write_figures(models, table, x, y, config)
     for name, per_attack in table.items():
-        row = "  ".join(f"{attack} {acc:.3f}" for attack, curve in per_attack.items()
-                        for e, acc in curve.items() if e == epsilon_key(config.figure_epsilon))
-        print(f"[adversarial.evaluate] {name}: clean "
-              f"{next(iter(per_attack.values()))['0.0'] if 0.0 in config.epsilons else 'n/a'}"
-              f"; at epsilon {config.figure_epsilon}: {row}", flush=True)
+        print(f"[adversarial.evaluate] {name}: " + "; ".join(
+            f"{attack} " + " ".join(f"{e}:{acc:.3f}" for e, acc in curve.items())
+            for attack, curve in per_attack.items()), flush=True)
     return table
 
 

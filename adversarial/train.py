@@ -7,7 +7,8 @@ attacks", ICLR 2018: ``mean CE(f(x), y) + mean CE(f(x_adv), y)`` with ``x_adv`` 
 (the options used). Weights are checkpointed after every epoch into ``checkpoints/``; running the
 same command again resumes from there (a finished model is not retrained).
 
-TensorFlow is imported only once the options are valid, so ``--help`` and bad options are fast.
+This module imports TensorFlow only once the options are valid (``adversarial/__init__.py``,
+which ``python -m`` runs first, currently imports it eagerly, so ``--help`` waits for it).
 The small helpers for typed dataclass configs (``build_parser``, ``parse_config``,
 ``write_json_atomic``) are shared with :mod:`adversarial.evaluate`.
 """
@@ -136,7 +137,11 @@ def run_cli(run, config_cls, argv, prog: str, description: str) -> int:
     except (CliError, ValueError, TypeError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    run(config)
+    try:
+        run(config)
+    except CliError as error:  # bad input found only while running (e.g. an unreadable file)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

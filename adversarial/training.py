@@ -123,8 +123,8 @@ class AdversarialTraining(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.model(tf.concat([images, adversarial], 0), training=True)
             clean_logits, adversarial_logits = tf.split(logits, 2)
-            batch_loss = (_mean_cross_entropy(labels, clean_logits)
-                          + _mean_cross_entropy(labels, adversarial_logits))
+            batch_loss = (_mean_cross_entropy(labels, clean_logits, sample_weight)
+                          + _mean_cross_entropy(labels, adversarial_logits, sample_weight))
             total_loss = batch_loss + sum(self.model.losses)
         gradients = tape.gradient(total_loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
@@ -132,7 +132,10 @@ class AdversarialTraining(keras.Model):
         return self.compute_metrics(images, labels, clean_logits, sample_weight=sample_weight)
 
 
-def _mean_cross_entropy(labels, logits):
-    """``1/b sum_i CE(f(x_i), y_i)`` from logits."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=tf.cast(logits, tf.float32)))
+def _mean_cross_entropy(labels, logits, sample_weight=None):
+    """``1/b sum_i w_i CE(f(x_i), y_i)`` from logits (``w_i = 1`` without sample weights)."""
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                          logits=tf.cast(logits, tf.float32))
+    if sample_weight is not None:
+        loss = loss * tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+    return tf.reduce_mean(loss)

@@ -3,9 +3,11 @@
 Assignment 2 asks for "data augmentation (rotation, cropping, flipping, scaling)". Every transform
 here moves the image and the mask with the *same* random parameters: the image is resampled
 bilinearly, the mask with nearest neighbour so it keeps its class values. Pixels that a transform
-brings in from outside the tile (the corners of a rotation, the border of a zoom-out, the padding
-of a crop larger than the image) get mask value :data:`assignment2.IGNORE_INDEX` (255) and image
-value 0, so the loss and the metrics skip them instead of learning "background" there.
+brings in from outside the tile (the corners of a rotation, the padding of a crop larger than the
+image) get mask value :data:`assignment2.IGNORE_INDEX` (255), so the loss and the metrics skip
+them instead of learning "background" there. The image there is the tile mirrored at its edge
+(rotation) or 0 (crop padding): a mirror keeps the batch-norm statistics of training crops close
+to those of real tiles, where black corners would not, and its content carries no label.
 
 Randomness is stateless: every random draw is a function of a ``seed`` tensor of shape ``[2]``
 (``tf.random.stateless_*``), so the pipeline gives the same crops, angles and flips for the same
@@ -96,7 +98,7 @@ def _rotation_transform(angle, height, width):
     )[tf.newaxis]
 
 
-def _transform(tensor, coefficients, interpolation, fill_value):
+def _transform(tensor, coefficients, interpolation, fill_value, fill_mode="CONSTANT"):
     """Resample one ``(H, W, C)`` tensor with ``ImageProjectiveTransformV3``, same output size."""
     size = tf.shape(tensor)[:2]
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -105,7 +107,7 @@ def _transform(tensor, coefficients, interpolation, fill_value):
         output_shape=size,
         fill_value=tf.constant(fill_value, tf.float32),
         interpolation=interpolation,
-        fill_mode="CONSTANT",
+        fill_mode=fill_mode,
     )[0]
 
 
@@ -119,13 +121,13 @@ def rotate(image, mask, angle):
             on a square tile.
 
     Returns:
-        ``(image, mask)``: the image resampled bilinearly (0 where the source lies outside the
-        tile), the mask with nearest neighbour (``IGNORE_INDEX`` outside the tile).
+        ``(image, mask)``: the image resampled bilinearly (mirrored at the tile edge where the
+        source lies outside the tile), the mask with nearest neighbour (``IGNORE_INDEX`` there).
     """
     angle = tf.cast(angle, tf.float32)
     shape = tf.shape(image)
     coefficients = _rotation_transform(angle, shape[0], shape[1])
-    image = _transform(image, coefficients, "BILINEAR", 0.0)
+    image = _transform(image, coefficients, "BILINEAR", 0.0, fill_mode="REFLECT")
     mask = _transform(_mask_3d(mask), coefficients, "NEAREST", float(IGNORE_INDEX))[..., 0]
     return image, mask
 

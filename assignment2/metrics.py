@@ -159,12 +159,12 @@ def match_instances(true_labels: np.ndarray, pred_labels: np.ndarray, *,
     iou = inter / np.maximum(pred_area[:, None] + true_area[None, :] - inter, 1)
     candidates = np.argwhere(iou >= iou_threshold)
     order = np.argsort(-iou[candidates[:, 0], candidates[:, 1]], kind="stable")
-    matched_pred, matched_true = set(), set()
+    matched_pred, matched_true, tp = set(), set(), 0
     for p, t in candidates[order]:
         if p not in matched_pred and t not in matched_true:
             matched_pred.add(p)
             matched_true.add(t)
-    tp = len(matched_pred)
+            tp += 1
     return tp, n_pred - tp, n_true - tp
 
 

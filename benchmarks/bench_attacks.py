@@ -22,19 +22,22 @@ import time
 
 
 def median_seconds(functions: dict, repeats: int) -> dict:
-    """Median wall time of each function; they run round-robin so that load changes hit all.
+    """Median wall and CPU time of each function, ``{name: (wall_s, cpu_s)}``.
 
-    Each function is called once first as a warm-up (tracing, allocation).
+    The functions run round-robin so that load changes hit all of them; each is called once
+    first as a warm-up (tracing, allocation). CPU time (all threads of the process) is much
+    less sensitive than wall time to other jobs on a shared machine.
     """
     for fn in functions.values():
         fn()
-    times = {name: [] for name in functions}
+    times = {name: ([], []) for name in functions}
     for _ in range(repeats):
         for name, fn in functions.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            times[name][0].append(time.perf_counter() - wall)
+            times[name][1].append(time.process_time() - cpu)
+    return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
 
 
 def _references(model, steps: int):
@@ -83,9 +86,8 @@ def run(batch_size: int, architecture: str, repeats: int, steps: int = 20) -> li
                         "pgd": attack_fn(pgd_attack), "mim": attack_fn(mim_attack)}, repeats)
     rows = []
     for name in ("pgd", "mim"):
-        rows.append({"attack": f"{name}-{steps}", "attack_s": t[name], "loop_s": t["loop"],
-                     "calls_s": t["calls"], "ratio_loop": t[name] / t["loop"],
-                     "ratio_calls": t[name] / t["calls"]})
+        rows.append({"name": f"{name}-{steps}", "attack": t[name], "loop": t["loop"],
+                     "calls": t["calls"]})
     return rows
 
 
@@ -93,6 +95,14 @@ def tf_constant(array):
     import tensorflow as tf
 
     return tf.constant(array)
+
+
+def _ms(pair) -> str:
+    return f"{1e3 * pair[0]:.0f} / {1e3 * pair[1]:.0f}"
+
+
+def _ratio(numerator, denominator) -> str:
+    return f"{numerator[0] / denominator[0]:.2f} / {numerator[1] / denominator[1]:.2f}"
 
 
 def main(argv=None) -> int:
@@ -107,12 +117,13 @@ def main(argv=None) -> int:
     rows = run(args.batch_size, args.architecture, args.repeats)
     print(f"model {args.architecture}, batch {args.batch_size}, median of {args.repeats} round-robin runs, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("| attack | attack (ms) | 20 fwd+bwd, one tf.function loop (ms) | ratio | "
-          "20 compiled fwd+bwd calls (ms) | ratio |")
+    print("| attack | attack wall / CPU (ms) | 20 fwd+bwd in one compiled loop, wall / CPU (ms) "
+          "| ratio wall / CPU | 20 compiled fwd+bwd calls, wall / CPU (ms) | ratio wall / CPU |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['attack']} | {1e3 * r['attack_s']:.1f} | {1e3 * r['loop_s']:.1f} | "
-              f"{r['ratio_loop']:.2f} | {1e3 * r['calls_s']:.1f} | {r['ratio_calls']:.2f} |")
+        cells = [r["name"], _ms(r["attack"]), _ms(r["loop"]), _ratio(r["attack"], r["loop"]),
+                 _ms(r["calls"]), _ratio(r["attack"], r["calls"])]
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 

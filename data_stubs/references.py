@@ -125,9 +125,41 @@ def _visualization_cases() -> list[Case]:
     ]
 
 
+def _class_model_inputs() -> dict:
+    rng = np.random.default_rng(3)
+    return {"classes": np.array([0, 3, 7]),
+            "initial": (0.5 + 0.01 * rng.normal(size=(3, 8, 8, 1))).astype(np.float32)}
+
+
+def _run_class_model(fn, inputs):
+    # An explicit start image and no random regulariser (jitter) keep the case portable.
+    return np.asarray(fn(_model("digits_cnn"), inputs["classes"], initial_images=inputs["initial"],
+                         steps=20, learning_rate=0.05, l2_decay=0.01, blur_every=5,
+                         blur_sigma=0.5, value_range=(0.0, 1.0)))
+
+
+def _run_style_loss(fn, inputs):
+    style = inputs["target"][0].reshape(-1, inputs["target"].shape[-1])
+    target = style.T @ style  # the style image's Gram matrix G = F^T F, in numpy
+    return np.asarray(fn([inputs["features"]], [target], [1.0]))
+
+
+def _style_cases() -> list[Case]:
+    return [
+        Case("gram_matrix", "visualization", "gram_matrix", _style_features,
+             lambda fn, inputs: np.asarray(fn(inputs["features"])), module="visualization.style"),
+        Case("style_loss", "visualization", "style_loss", _style_features, _run_style_loss,
+             notes="one layer, target Gram matrix of the first target image",
+             module="visualization.style"),
+        Case("class_model_visualization", "visualization", "class_model_visualization",
+             _class_model_inputs, _run_class_model, Tolerance(atol=1e-3, rtol=1e-3),
+             notes="20 steps, lr 0.05, l2 0.01, blur every 5 steps", module="visualization.maximization"),
+    ]
+
+
 def all_cases() -> list[Case]:
     """Every graded case, in a stable order."""
-    return _attack_cases() + _visualization_cases()
+    return _attack_cases() + _visualization_cases() + _style_cases()
 
 
 # ---------------------------------------------------------------- regeneration

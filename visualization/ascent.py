@@ -150,7 +150,8 @@ def cached_objective(owner, key, build):
 
     The compiled loop is traced once per objective object, so the public functions build their
     objective once per model (``owner``, held weakly) and configuration (``key``, hashable) and
-    feed what varies between calls through ``objective_args``.
+    feed what varies between calls through ``objective_args``. The objective refers to the
+    model, so, like a ``tf.function``'s traces, the cache keeps a model alive once it was used.
     """
     try:
         per_owner = _OBJECTIVES.setdefault(owner, {})
@@ -287,6 +288,7 @@ def as_batch(images, name: str = "initial_images") -> tf.Tensor:
 
 
 def resolve_seed(seed) -> int:
+    """``seed`` checked (an int >= 0), or a fresh one from numpy's global generator."""
     if seed is None:
         return int(np.random.randint(0, 2**31 - 1))
     check_int("seed", seed, minimum=0)
@@ -294,6 +296,7 @@ def resolve_seed(seed) -> int:
 
 
 def check_int(name: str, value, *, minimum: int) -> None:
+    """TypeError unless ``value`` is an int (not a bool); ValueError if below ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an int, got {value!r}")
     if value < minimum:
@@ -301,6 +304,7 @@ def check_int(name: str, value, *, minimum: int) -> None:
 
 
 def check_real(name: str, value, *, minimum: float, strict: bool = False) -> None:
+    """TypeError unless a real number; ValueError unless finite and >= (or >) ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number, got {value!r}")
     if not math.isfinite(value) or value < minimum or (strict and value == minimum):
@@ -309,6 +313,7 @@ def check_real(name: str, value, *, minimum: float, strict: bool = False) -> Non
 
 
 def check_value_range(value_range) -> None:
+    """ValueError unless ``value_range`` is a pair ``(low, high)`` with ``low < high``."""
     try:
         low, high = (float(v) for v in value_range)
     except (TypeError, ValueError) as err:

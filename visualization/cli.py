@@ -188,12 +188,26 @@ def main(argv=None) -> int:
         return _fail(error)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        check_files(config)  # before TensorFlow, whose start-up lines would precede the error
         written = run(config)
     except (ValueError, TypeError, OSError) as error:
         return _fail(error)
     for path in written:
         print(f"[visualization] wrote {path}")
     return 0
+
+
+def check_files(config: VisualizationConfig) -> None:
+    """Raise ``ValueError`` for an image that cannot be read or a model file that is not a
+    Keras archive, without importing TensorFlow."""
+    import zipfile
+
+    if config.model.endswith(".keras") and not zipfile.is_zipfile(config.model):
+        raise ValueError(f"--model must be a .keras archive (a zip file), got {config.model!r}")
+    for name, paths in (("image", config.image),
+                        ("style_image", [config.style_image] if config.style_image else [])):
+        for path in paths:
+            read_image(path, (None, None, 1), name)
 
 
 def _fail(error: BaseException) -> int:

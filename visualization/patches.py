@@ -120,8 +120,8 @@ def receptive_field(model_or_layers, layer_name: str,
         graph = _graph_state(model_or_layers, layer_name, initial)
     if graph is None:
         graph = initial
-        for layer in _layer_stack(model_or_layers, layer_name):
-            graph = _apply(layer, graph, layer_name)
+        for layer in _layer_stack(model_or_layers, layer_name):  # a chain: merges refused
+            graph = tuple(_through(layer, axis, *graph[axis], layer_name) for axis in (0, 1))
     size, jump, start, _ = zip(*graph)
     return ReceptiveField(tuple(size), tuple(jump), tuple(start))
 

@@ -149,7 +149,8 @@ def plot_heatmaps(images, maps, *, title: str = "Saliency", overlay: bool = Fals
                              vmin=vmin, vmax=vmax, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                              alpha=OVERLAY_ALPHA if overlay else 1.0, interpolation="bilinear")
         _clean(ax)
-    fig.colorbar(mappable, ax=axes.ravel().tolist(), label=colorbar_label, shrink=0.8)
+    bar = fig.colorbar(mappable, ax=axes.ravel().tolist(), label=colorbar_label, shrink=0.8)
+    bar.solids.set_alpha(1.0)  # the bar shows the colour scale, not the overlay's transparency
     return fig
 
 

@@ -84,6 +84,7 @@ def tsne_embedding(codes, *, perplexity: float = 30.0, seed: int = 0,
 
     The perplexity is an effective number of neighbours and must stay below the number of points:
     it is clipped to ``(n - 1) / 3`` (scikit-learn looks at ``3 * perplexity`` neighbours).
+    The optimisation runs on one OpenMP thread (see the comment in the code).
 
     Args:
         codes: ``(n, D)`` with ``n >= 4``; higher-rank arrays are flattened per row.

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from visualization import ascent
+from visualization._model import feature_model
 
 
 def gram_matrix(features):
@@ -247,8 +248,6 @@ def _positions(features) -> float:
 def _extractor(model, layer_names):
     """A function ``images -> {name: activations}`` for the requested layers."""
     if isinstance(model, keras.Model):
-        from visualization._model import feature_model
-
         features = feature_model(model, layer_names)
 
         def extract(images):

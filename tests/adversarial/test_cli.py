@@ -38,6 +38,15 @@ def test_train_resumes_instead_of_retraining(trained_dir, capsys):
     assert (out / "standard.keras").stat().st_mtime_ns >= before
     state = json.loads((out / "checkpoints" / "pgd_trained.json").read_text())
     assert state["epoch"] == 1
+    # an interruption after the first of the two standard epochs: only the second one runs
+    state_path = out / "checkpoints" / "standard.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps(dict(state, epoch=1)))
+    assert train.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[adversarial.train] standard: epochs 2..2" in printed
+    assert "Epoch 2/2" in printed and "Epoch 1/2" not in printed
+    assert "pgd_trained: epochs" not in printed
 
 
 def test_evaluate_writes_robustness_json_with_the_schema_and_figures(trained_dir):
@@ -76,9 +85,10 @@ def test_evaluate_writes_robustness_json_with_the_schema_and_figures(trained_dir
     (train, ["--no-such-option"], "unrecognized arguments: --no-such-option"),
     (evaluate, ["--output-dir", "/nonexistent/adv"], "--output-dir must be an existing folder"),
     (evaluate, ["--attacks", "fgsm,cw"], "--attacks"),
+    (evaluate, [], "cannot load"),
 ])
 def test_bad_options_print_one_line_and_exit_2(module, argv, match, capsys, tmp_path):
-    if module is evaluate and argv[0] != "--output-dir":
+    if module is evaluate and (not argv or argv[0] != "--output-dir"):
         for name in ("standard", "pgd_trained"):
             (tmp_path / f"{name}.keras").write_bytes(b"")
         argv = ["--output-dir", str(tmp_path), *argv]

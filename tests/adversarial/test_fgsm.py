@@ -68,11 +68,13 @@ def test_epsilon_zero_is_identity(digits_mlp, test_batch, dtype):
     np.testing.assert_array_equal(x_adv.numpy(), x.astype(np.float32))
 
 
-def test_fgsm_lowers_accuracy_and_labels_may_be_one_hot(digits_mlp, test_batch):
+def test_fgsm_lowers_accuracy_and_labels_may_be_one_hot_or_a_column(digits_mlp, test_batch):
     x, y = test_batch
     x_adv = fgsm_attack(digits_mlp, x, y, epsilon=0.2)
     one_hot = fgsm_attack(digits_mlp, x, np.eye(10)[y], epsilon=0.2)
+    column = fgsm_attack(digits_mlp, x, tf.constant(y[:, None]), epsilon=0.2)
     np.testing.assert_array_equal(x_adv.numpy(), one_hot.numpy())
+    np.testing.assert_array_equal(x_adv.numpy(), column.numpy())
     clean_acc = np.mean(np.argmax(digits_mlp(x), 1) == y)
     adv_acc = np.mean(np.argmax(digits_mlp(x_adv), 1) == y)
     assert clean_acc >= 0.9 and adv_acc <= 0.3, (clean_acc, adv_acc)

@@ -32,7 +32,7 @@ def test_box_constraint_is_respected():
 def test_targeted_on_digits_with_small_distortion(digits_mlp, test_batch):
     x, y = test_batch
     x, target = x[:2], (y[:2] + 1) % 10
-    result = lbfgs_attack(digits_mlp, x, target, search_steps=5, max_iterations=50,
+    result = lbfgs_attack(digits_mlp, x, target, search_steps=4, max_iterations=40,
                           return_info=True)
     assert result.success.all()
     np.testing.assert_array_equal(np.argmax(digits_mlp(result.adversarial), 1), target)

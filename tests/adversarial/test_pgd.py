@@ -170,3 +170,15 @@ def test_any_batch_size_tensors_and_float64(digits_mlp, test_batch):
     np.testing.assert_allclose(single.numpy()[0], batch.numpy()[0], atol=1e-6)
     empty = pgd_attack(digits_mlp, x[:0], y[:0])
     assert empty.shape == (0, 8, 8, 1)
+
+
+def test_attack_inside_the_callers_tf_function_matches_eager(digits_mlp, test_batch):
+    x, y = test_batch
+    kwargs = {"epsilon": 0.1, "num_steps": 3, "step_size": 0.03, "seed": 4}
+
+    @tf.function
+    def graph_attack(images, labels):
+        return pgd_attack(digits_mlp, images, labels, **kwargs)
+
+    np.testing.assert_allclose(graph_attack(tf.constant(x), tf.constant(y)).numpy(),
+                               pgd_attack(digits_mlp, x, y, **kwargs).numpy(), atol=1e-6)

@@ -33,14 +33,12 @@ def test_adversarial_training_raises_robust_accuracy(digits, digits_mlp):
     assert robust >= standard + 0.2, (standard, robust)  # measured: about 0.40 -> 0.75
 
 
-@pytest.mark.parametrize("options", [{"attack": "fgsm"}, {"labels": "predicted"}])
-def test_fgsm_and_predicted_label_variants_train_and_save(digits, options, tmp_path):
-    x, y = digits.x_train[:256], digits.y_train[:256]
+def test_fgsm_training_on_predicted_labels_trains_and_saves(digits, tmp_path):
+    x, y = digits.x_train[:192], digits.y_train[:192]
     model = _mlp()
-    trainer = AdversarialTraining(model, epsilon=0.1, num_steps=2, step_size=0.05, seed=1,
-                                  **options)
+    trainer = AdversarialTraining(model, attack="fgsm", labels="predicted", epsilon=0.1)
     trainer.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
-    history = trainer.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    history = trainer.fit(x, y, epochs=2, batch_size=64, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
     np.testing.assert_allclose(trainer.predict(x[:5], verbose=0), model(x[:5]), atol=1e-5)
@@ -66,6 +64,20 @@ def test_train_step_loss_is_clean_plus_adversarial_mean_ce(digits):
     strongest = pgd_attack(model, x, y, epsilon=0.1, num_steps=20, step_size=0.02, restarts=3,
                            seed=0)
     assert logs["loss"] <= clean_loss + float(ce(y, model(strongest))) + 1e-3
+
+
+@pytest.mark.parametrize("labels", ["true", "predicted"])
+def test_attack_of_train_step_is_pgd_on_true_or_predicted_labels(digits_mlp, test_batch, labels):
+    x, y = test_batch
+    wrong = (y + 1) % 10
+    trainer = AdversarialTraining(digits_mlp, epsilon=0.1, num_steps=4, step_size=0.03,
+                                  random_init=False, labels=labels)
+    x_adv = trainer.adversarial_examples(tf.constant(x), tf.constant(y if labels == "true"
+                                                                     else wrong))
+    kwargs = {"epsilon": 0.1, "num_steps": 4, "step_size": 0.03, "random_init": False}
+    expected = (pgd_attack(digits_mlp, x, y, **kwargs) if labels == "true"
+                else pgd_attack(digits_mlp, x, None, soft_label=True, **kwargs))
+    np.testing.assert_allclose(x_adv.numpy(), expected.numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -21,6 +21,7 @@ def small():
 CASES = [
     (ALL, {"epsilon": -0.1}, ValueError, r"epsilon must be >= 0.0, got -0.1"),
     (ALL, {"epsilon": "big"}, TypeError, r"epsilon must be a real number, got 'big'"),
+    (ALL, {"epsilon": np.inf}, ValueError, r"epsilon must be a finite number, got inf"),
     (ALL, {"clip_value_min": 1.0, "clip_value_max": 0.0}, ValueError,
      r"clip_value_min must be <= clip_value_max, got clip_value_min=1.0 > clip_value_max=0.0"),
     (ALL, {"loss": "hinge"}, ValueError, r"loss must be one of .*, got 'hinge'"),

@@ -137,8 +137,14 @@ def test_match_instances_is_greedy_by_iou_and_one_to_one():
     truth = np.array([[1, 1, 2, 2, 0, 3]])
     pred = np.array([[1, 1, 1, 1, 0, 2]])  # P1 vs T1 and T2: IoU 0.5 each; P2 = T3
     assert match_instances(truth, pred) == (2, 0, 1)
-    assert match_instances(truth, np.zeros_like(pred)) == (0, 0, 3)
+    # at a lower threshold P1 could take T2 (IoU 2/7) but takes T1 (IoU 3/5) first, leaving T2
+    # to P2 (IoU 2/4): greedy in order of decreasing IoU
+    truth = np.array([[1, 1, 1, 2, 2, 2, 2]])
+    pred = np.array([[1, 1, 1, 1, 1, 2, 2]])
+    assert match_instances(truth, pred, iou_threshold=0.25) == (2, 0, 0)
+    assert match_instances(truth, np.zeros_like(pred)) == (0, 0, 2)
     assert match_instances(np.zeros_like(truth), pred) == (0, 2, 0)
+    assert match_instances(truth, pred, iou_threshold=0.55) == (1, 1, 1)  # only P1-T1 is left
 
 
 def test_empty_cases():

@@ -65,6 +65,9 @@ def test_run_writes_every_output(finished_run):
     for name in ("best.keras", "last.keras", "state.json"):
         assert (out / "checkpoints" / name).is_file()
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    best = keras.saving.load_model(out / "checkpoints" / "best.keras", compile=False)
+    norms = [layer for layer in best.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)  # TrainConfig.bn_momentum
     history = (out / "history.csv").read_text().splitlines()
     assert history[0].split(",") == ["epoch", "loss", "val_loss"] and len(history) == 3
     assert {p.name for p in (out / "logs").iterdir()} == {"train", "validation"}

@@ -49,8 +49,8 @@ def test_normalised_steps_move_each_image_by_learning_rate_on_average():
 
 def test_final_learning_rate_decays_the_steps_geometrically():
     # eta_t = 1, 0.5, 0.25 (from 1 to 0.25 in 3 steps); grad = w: x_3 = (1 + 0.5 + 0.25) w
-    weights = np.arange(1, 13, dtype=np.float32).reshape(2, 3, 2, 1)
-    images, _ = gradient_ascent(_linear_objective, np.zeros((2, 3, 2, 1)), steps=3,
+    weights = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
+    images, _ = gradient_ascent(_linear_objective, np.zeros((1, 2, 2, 1)), steps=3,
                                 learning_rate=1.0, final_learning_rate=0.25,
                                 objective_args=(tf.constant(weights),), normalize_gradients=False,
                                 seed=0)
@@ -58,15 +58,15 @@ def test_final_learning_rate_decays_the_steps_geometrically():
 
 
 def test_l2_decay_shrinks_by_one_minus_two_eta_lambda_per_step():
-    x0 = np.random.default_rng(1).normal(size=(1, 4, 4, 2)).astype(np.float32)
+    x0 = np.random.default_rng(1).normal(size=(1, 8, 8, 1)).astype(np.float32)
     images, _ = gradient_ascent(_flat_objective, x0, steps=4, learning_rate=0.1,
                                 regularizers=Regularizers(l2_decay=0.5), seed=0)
     np.testing.assert_allclose(images, 0.9**4 * x0, rtol=1e-5)
 
 
 def test_value_range_clips_pixels():
-    weights = tf.constant(np.linspace(-1, 1, 16).reshape(1, 4, 4, 1), tf.float32)
-    images, _ = gradient_ascent(_linear_objective, np.zeros((1, 4, 4, 1)), steps=10,
+    weights = tf.constant(np.linspace(-1, 1, 24).reshape(2, 3, 4, 1), tf.float32)
+    images, _ = gradient_ascent(_linear_objective, np.zeros((2, 3, 4, 1)), steps=10,
                                 learning_rate=1.0, objective_args=(weights,),
                                 regularizers=Regularizers(value_range=(-0.25, 0.5)), seed=0)
     assert images.min() == pytest.approx(-0.25) and images.max() == pytest.approx(0.5)
@@ -119,7 +119,7 @@ def test_small_contribution_pixels_are_zeroed_below_the_percentile():
 
 def test_zero_image_survives_the_percentile_clipping():
     reg = Regularizers(norm_percentile=90, contribution_percentile=90)
-    images, _ = gradient_ascent(_flat_objective, np.zeros((1, 3, 3, 1)), steps=2,
+    images, _ = gradient_ascent(_flat_objective, np.zeros((1, 2, 2, 2)), steps=2,
                                 learning_rate=0.1, regularizers=reg, seed=0)
     np.testing.assert_array_equal(images, 0.0)
 

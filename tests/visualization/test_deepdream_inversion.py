@@ -49,7 +49,7 @@ def test_deep_dream_octaves_on_a_fixed_size_model(cnn, images):
                         octave_scale=1.4, value_range=(0.0, 1.0), seed=0)  # 6x6 then 8x8
     assert dreamt.shape == images.shape and np.isfinite(dreamt).all()
     assert dreamt.min() >= 0.0 and dreamt.max() <= 1.0
-    assert np.all(_energy(cnn, "conv2", dreamt) > _energy(cnn, "conv2", images))
+    assert np.all(_energy(cnn, "conv2", dreamt) > 1.5 * _energy(cnn, "conv2", images))
     again = deep_dream(cnn, images, ["conv2"], steps=8, learning_rate=0.02, octaves=2,
                        octave_scale=1.4, value_range=(0.0, 1.0), seed=0)
     np.testing.assert_array_equal(dreamt, again)
@@ -65,9 +65,9 @@ def test_inversion_reproduces_the_code_and_the_tv_prior_smooths(cnn, images):
     plain, history = invert_features(cnn, "conv1", originals, steps=60, learning_rate=0.02,
                                      tv_weight=0.0, seed=0, return_history=True)
     error = _relative_error(cnn, plain, originals)
-    np.testing.assert_allclose(history[-1], error, rtol=0.2, atol=0.01)
-    assert np.all(error < 0.2 * history[0]), (history[0], error)
-    assert np.all(np.abs(plain - originals).mean(axis=(1, 2, 3)) < 0.15)
+    np.testing.assert_allclose(history[-1], error, rtol=0.2, atol=1e-3)
+    assert np.all(error < 0.01 * history[0]), (history[0], error)
+    assert np.all(np.abs(plain - originals).mean(axis=(1, 2, 3)) < 0.1)
     smooth = invert_features(cnn, "conv1", originals, steps=60, learning_rate=0.02,
                              tv_weight=0.05, seed=0)
     assert np.all(np.asarray(total_variation(smooth)) < np.asarray(total_variation(plain)))

@@ -39,7 +39,7 @@ def test_class_visualisation_raises_each_class_score_from_the_zero_image(cnn, cn
     after = np.diag(_scores_before_softmax(cnn, images))
     np.testing.assert_allclose(history[0], before, rtol=1e-5, atol=1e-6)  # scores, not probs
     np.testing.assert_allclose(history[-1], after, rtol=0.05, atol=0.05)  # one step apart
-    assert np.all(after > before + 1.0), (before, after)
+    assert np.all(after > before + 5.0), (before, after)
     np.testing.assert_array_equal(np.asarray(cnn(cnn_images)), outputs_before)  # model intact
 
 
@@ -53,7 +53,7 @@ def test_regularised_batch_equals_single_runs_and_still_raises_the_score(cnn):
     assert batch.min() >= -1.0 and batch.max() <= 1.0
     before = _scores_before_softmax(cnn, np.zeros((1, *CNN_INPUT), np.float32))[0]
     after = _scores_before_softmax(cnn, batch)
-    assert after[0, 2] > before[2] + 0.5 and after[1, 0] > before[0] + 0.5
+    assert after[0, 2] > before[2] + 1.5 and after[1, 0] > before[0] + 1.5
 
 
 def test_other_classes_learning_rates_and_regularisers_do_not_retrace(cnn):
@@ -72,7 +72,7 @@ def test_filter_maximisation_raises_the_mean_activation_inside_a_nested_model(ne
     maps = np.asarray(base(images))  # (2, 4, 4, 6)
     after = [maps[i, :, :, k].mean() for i, k in enumerate(units)]
     np.testing.assert_allclose(history[-1], after, rtol=0.1, atol=0.05)
-    assert np.all(np.asarray(after) > history[0] + 0.5), (history[0], after)
+    assert np.all(np.asarray(after) > history[0] + 5.0), (history[0], after)
 
 
 @pytest.mark.parametrize("call, match", [

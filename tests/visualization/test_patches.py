@@ -175,3 +175,11 @@ def test_top_patches_bad_input(kwargs, pattern):
     args = {"layer_name": "conv", "unit_index": 0, "k": 1, **kwargs}
     with pytest.raises(ValueError, match=pattern):
         top_patches(model, _box_images(), args["layer_name"], args["unit_index"], k=args["k"])
+
+
+def test_vgg16_pool5_field_is_212_pixels_as_published():
+    """Araujo et al. 2019 ("Computing receptive fields of CNNs", Distill): VGG-16 pool5 sees
+    212 pixels with a jump of 32; no weights are downloaded (weights=None)."""
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    field = receptive_field(vgg, "block5_pool")
+    assert field.size == (212, 212) and field.jump == (32, 32)

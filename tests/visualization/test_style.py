@@ -96,7 +96,7 @@ def test_style_transfer_lowers_the_total_loss(conv_net):
     before, after = style_transfer_loss(conv_net, np.concatenate([content, out]), content, style,
                                         **LAYERS)
     np.testing.assert_allclose(history[0], before, rtol=1e-4)  # starts from the content image
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.2 * before, (before, after)
     assert history[-1] < history[0]
 
 
@@ -116,7 +116,7 @@ def test_a_callable_feature_extractor_works_and_reuses_the_trace(conv_net):
     np.testing.assert_array_equal(out, again)
     before, after = style_transfer_loss(extractor, np.concatenate([content, out]), content,
                                         style, **LAYERS)
-    assert after < before
+    assert after < 0.2 * before
     with pytest.raises(ValueError, match="c3"):
         style_transfer(extractor, content, style, content_layers="c3", style_layers=["c1"])
 
