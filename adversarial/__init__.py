@@ -3,7 +3,8 @@
 Attacks: :func:`fgsm_attack`, :func:`pgd_attack`, :func:`mim_attack` (signatures of the
 slides), :func:`lbfgs_attack` (Szegedy et al.). Defence: :class:`AdversarialTraining`.
 Distances: :func:`l1_distance`, :func:`l2_distance`, :func:`linf_distance`,
-:func:`average_minimal_distortion`. The slides' logistic-regression example: :mod:`adversarial.linear`.
+:func:`average_minimal_distortion`. The slides' logistic-regression example:
+:mod:`adversarial.linear`.
 """
 
 from adversarial.distances import (

@@ -137,7 +137,7 @@ def as_image_tensor(images, name: str = "input_image") -> tf.Tensor:
 
 def as_label_indices(labels, num_images: int, num_classes: int,
                      name: str = "input_label") -> tf.Tensor:
-    """Class indices ``(N,)`` int32 from indices ``(N,)`` or ``(N, 1)``, one-hot ``(N, K)``, a scalar.
+    """Class indices ``(N,)`` int32 from ``(N,)``/``(N, 1)`` indices, one-hot rows or a scalar.
 
     A scalar is used for every image (handy for a single target class).
 
@@ -221,10 +221,11 @@ def model_cache(model) -> dict:
 def weak_model(model):
     """A zero-argument getter of ``model`` that holds it only weakly when possible."""
     try:
-        ref = weakref.WeakMethod(model) if isinstance(model, types.MethodType) else weakref.ref(model)
+        if isinstance(model, types.MethodType):
+            return weakref.WeakMethod(model)
+        return weakref.ref(model)
     except TypeError:
         return lambda: model
-    return ref
 
 
 # ----------------------------------------------------------------------------------------------

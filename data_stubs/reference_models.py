@@ -71,14 +71,19 @@ def create_weights(name: str, model_dir: Path = MODEL_DIR) -> Path:
     return path
 
 
-@functools.cache
-def load_reference_model(name: str, model_dir: Path = MODEL_DIR):
-    """Model ``name`` with its stored weights (cached: the models are never modified)."""
+def stored_weights(name: str, model_dir: Path = MODEL_DIR) -> list[np.ndarray]:
+    """The stored weights of model ``name``, in ``model.get_weights()`` order."""
     path = model_dir / f"{name}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"reference model weights {path} are missing: create them with "
                                 "`python -m data_stubs.references --regenerate --new-weights`")
-    model = BUILDERS[name]()
     with np.load(path) as data:
-        model.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+@functools.cache
+def load_reference_model(name: str, model_dir: Path = MODEL_DIR):
+    """Model ``name`` with its stored weights (cached: the models are never modified)."""
+    model = BUILDERS[name]()
+    model.set_weights(stored_weights(name, model_dir))
     return model

@@ -50,6 +50,14 @@ METHODS: dict[str, str] = {
 }
 DATASET_METHODS = ("top-patches", "tsne", "neighbours", "space-vs-units")
 NO_INPUT_METHODS = ("class-model", "neuron", "filters")
+DEFAULT_LAYERS = """default --layer (the model's Conv2D layers in forward order):
+  filters, activations: the first; inversion: the second; neuron, deepdream, top-patches and
+  the content of style-transfer: the last (style: all of them); grad-cam, guided-grad-cam: the
+  last layer with a 4-D output; tsne, neighbours, space-vs-units: the layer before the last
+  Dense classifier; saliency, guided-backprop, deconvnet, occlusion, class-model: the class
+  score (with --layer, guided-backprop and deconvnet send back --unit of that layer)
+default --unit: neuron: the first 8 channels; top-patches, space-vs-units: 0; guided-backprop,
+  deconvnet: per image the feature map with the largest sum"""
 DEFAULT_K = {"top-patches": 9, "neighbours": 5, "space-vs-units": 8}
 
 
@@ -149,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Visualise a convnet; writes PNG figures, .npy arrays and "
                                  "config.json into --output-dir.",
-                     epilog=f"methods:\n{methods}\n\nexample:\n  {PROG} grad-cam "
-                            f"--output-dir runs/gradcam --class-index 3")
+                     epilog=f"methods:\n{methods}\n\n{DEFAULT_LAYERS}\n\nexample:\n  {PROG} "
+                            f"grad-cam --output-dir runs/gradcam --class-index 3")
     parser.add_argument("method", metavar="METHOD", choices=list(METHODS),
                         help="the visualisation, one of: " + ", ".join(METHODS))
     for spec in dataclasses.fields(VisualizationConfig):
@@ -161,8 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action="append", default=[], metavar="PATH",
                                 help=spec.metadata["help"])
             continue
+        text = spec.metadata["help"]
+        if "default" not in text:
+            text += f" (default: {spec.default!r})"
         parser.add_argument(flag, type=spec.metadata["parse"] or str, default=spec.default,
-                            help=f"{spec.metadata['help']} (default: {spec.default!r})")
+                            help=text)
     return parser
 
 

@@ -114,6 +114,17 @@ def test_defaults_resolved_and_saved(tmp_path, model_path):
     assert cli.VisualizationConfig(**saved).method == "class-model"  # round trip
 
 
+def test_neuron_and_inversion_default_layers(tmp_path, model_path):
+    assert _run("neuron", tmp_path / "n", model_path, "--steps", "2") == 0
+    result, config = _outputs(tmp_path / "n", "neuron")
+    assert config["resolved"] == {"layer": "c2", "units": [0, 1, 2, 3, 4, 5]}  # last conv, 6 maps
+    assert result.shape == (6, SIZE, SIZE, 1)
+    assert _run("inversion", tmp_path / "i", model_path, "--steps", "2", "--layer", "c1") == 0
+    result, config = _outputs(tmp_path / "i", "inversion")
+    assert config["resolved"] == {"layer": "c1"} and result.shape == (3, SIZE, SIZE, 1)
+    assert 0 <= result.min() <= result.max() <= 1  # kept in the images' range
+
+
 def test_image_file_is_resized_greyed_and_scaled(tmp_path, model_path):
     from skimage import io
 
