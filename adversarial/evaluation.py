@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from adversarial._common import accepts_training_flag, call_model
+from adversarial.distances import rms_distance
 
 ATTACK_NAMES = ("fgsm", "pgd", "mim")
 ITERATIVE_ATTACKS = ("pgd", "mim")
@@ -301,9 +302,9 @@ def minimal_distortion(model, images, labels, attack="pgd",
                                    batch_size=batch_size, **kwargs)
         new = np.isinf(eps_found[searched]) & (
             predict_labels(model, adv, batch_size) != labels[searched])
-        eps_found[searched[new]] = eps
-        diff = (adv[new] - images[searched[new]]).reshape(int(new.sum()), images[0].size)
-        rms[searched[new]] = np.sqrt(np.mean(diff ** 2, axis=1))
+        if new.any():
+            eps_found[searched[new]] = eps
+            rms[searched[new]] = rms_distance(images[searched[new]], adv[new])
     done = np.isfinite(eps_found)
     return {"epsilon": eps_found, "rms": rms,
             "mean_epsilon": float(eps_found[done].mean()) if done.any() else math.nan,
@@ -379,7 +380,7 @@ def transfer_matrix(models: Mapping, images, labels, attack="fgsm", epsilon: flo
         r = adv - images
         noisy = np.clip(images + gaussian_noise_like(images, r, seed + i), clip_value_min,
                         clip_value_max)
-        rms[i] = np.mean(np.sqrt(np.mean(r.reshape(len(r), -1) ** 2, axis=1)))
+        rms[i] = np.mean(rms_distance(images, adv))
         for j, target in enumerate(names):
             error[i, j] = error_rate(models[target], adv)
             noise_error[i, j] = error_rate(models[target], noisy)
