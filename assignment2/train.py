@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -74,7 +75,12 @@ class TrainConfig:
     # "default" (one device) or "mirrored" (tf.distribute.MirroredStrategy).
     strategy: str = "default"
     # Decoder upsampling: resize ("bilinear", "nearest") + 3x3 conv, or "transpose" (4x4, /2).
-    upsampling: str = "bilinear"
+    # "transpose" measured better on the stub area (TTA IoU building 0.820 vs 0.760 bilinear,
+    # same split and seed; README) and its 4x4 kernel avoids the checkerboard effect.
+    upsampling: str = "transpose"
+    # How the context module convolves: "atrous" (tf.nn.atrous_conv2d, the lecture's op) or
+    # "conv2d" (tf.nn.conv2d with dilations: the same function, faster on a CPU).
+    context_implementation: str = "atrous"
     # Channels of the first U-Net level (doubles per level).
     base_filters: int = 16
     # U-Net levels; the network stride is 2**depth.
@@ -107,22 +113,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _bounded(kind, name, low=None, high=None, low_open=False):
-    """An argparse type: parse with ``kind`` and check ``low <= value <= high``."""
+def _bounded(kind, name, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: parse with ``kind`` and check ``low <= value <= high`` (``<`` where
+    the bound is open)."""
 
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be {kind.__name__}, got {text!r}")
-        if (low is not None and (value < low or (low_open and value == low))) or (
-            high is not None and value > high
-        ):
-            bracket = "(" if low_open else "["
-            raise argparse.ArgumentTypeError(
-                f"{name} must be in {bracket}{low}, {high if high is not None else 'inf'}], "
-                f"got {text!r}"
-            )
+        too_low = low is not None and (value < low or (low_open and value == low))
+        too_high = high is not None and (value > high or (high_open and value == high))
+        if too_low or too_high or (isinstance(value, float) and math.isnan(value)):
+            interval = (f"{'(' if low_open else '['}{low}, "
+                        f"{'inf' if high is None else high}{')' if high_open else ']'}")
+            raise argparse.ArgumentTypeError(f"{name} must be in {interval}, got {text!r}")
         return value
 
     return parse
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training crop side, a multiple of 2**depth")
     p.add_argument("--crops-per-tile", type=_bounded(int, "--crops-per-tile", 1),
                    default=d.crops_per_tile, help="random crops per training tile and epoch")
-    p.add_argument("--val-fraction", type=_bounded(float, "--val-fraction", 0.0, 1.0, True),
+    p.add_argument("--val-fraction", type=_bounded(float, "--val-fraction", 0.0, 1.0, True, True),
                    default=d.val_fraction)
     p.add_argument("--seed", type=_bounded(int, "--seed", 0), default=d.seed)
     p.add_argument("--no-context", dest="context", action="store_false",
@@ -156,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --output-dir from its last checkpoint")
     p.add_argument("--strategy", choices=STRATEGY_CHOICES, default=d.strategy)
     p.add_argument("--upsampling", choices=UPSAMPLING_CHOICES, default=d.upsampling)
+    p.add_argument("--context-implementation", choices=("atrous", "conv2d"),
+                   default=d.context_implementation)
     p.add_argument("--base-filters", type=_bounded(int, "--base-filters", 1),
                    default=d.base_filters)
     p.add_argument("--depth", type=_bounded(int, "--depth", 1, 6), default=d.depth)
@@ -304,7 +311,8 @@ def _new_model(config: TrainConfig, train_masks, total_steps: int):
 
     keras.utils.set_random_seed(config.seed)
     model = build_unet(depth=config.depth, base_filters=config.base_filters,
-                       upsampling=config.upsampling, context=config.context)
+                       upsampling=config.upsampling, context=config.context,
+                       context_implementation=config.context_implementation)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = config.bn_momentum  # read at call time and saved in get_config

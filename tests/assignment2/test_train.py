@@ -1,6 +1,7 @@
 """Training CLI: a short run lowers the loss, writes every output, resumes, runs mirrored, and
 turns bad input into one line on stderr with exit status 2."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -53,7 +54,7 @@ def test_short_training_on_a_fixed_batch_lowers_the_loss(area):
     losses = [float(model.train_on_batch(*batch)) for _ in range(12)]
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.75 * losses[0], losses
-    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 9, losses  # mostly monotone
+    assert sum(b < a for a, b in itertools.pairwise(losses)) >= 9, losses  # mostly monotone
 
 
 def test_run_writes_every_output(finished_run):
@@ -139,6 +140,8 @@ def test_help_lists_every_option_without_importing_tensorflow():
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-2"], "--batch-size"),
     (["--val-fraction", "1.5"], "--val-fraction"),
+    (["--val-fraction", "1"], "--val-fraction"),
+    (["--learning-rate", "nan"], "--learning-rate"),
     (["--learning-rate", "abc"], "--learning-rate"),
     (["--depth", "9"], "--depth"),
     (["--strategy", "tpu"], "--strategy"),
