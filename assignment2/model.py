@@ -9,8 +9,9 @@ the classes, so the network returns probabilities and is trained with cross entr
 Upsampling follows the lecture's checkerboard warning (Odena, Dumoulin and Olah, "Deconvolution and
 Checkerboard Artifacts", Distill 2016): a transpose convolution is used only with a kernel size
 divisible by its stride (4x4, stride 2, so every output pixel receives the same number of inputs);
-the recommended alternative, and the default, is nearest or bilinear upsampling followed by a
-regular 3x3 convolution.
+the slides' alternative is nearest or bilinear upsampling followed by a regular 3x3 convolution.
+The default is the transpose convolution because it measured better on the assignment's data
+(IoU building 0.816 against 0.760 for bilinear, with TTA; see the README).
 
 The context module is the basic one of Yu and Koltun, "Multi-Scale Context Aggregation by Dilated
 Convolutions", ICLR 2016: 3x3 convolutions with dilations 1, 1, 2, 4, 8, 16, 1, each followed by a
@@ -239,7 +240,7 @@ def _check_unet_args(num_classes, input_channels, depth, base_filters, upsamplin
 
 
 def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth: int = 4,
-               base_filters: int = 16, upsampling: str = "bilinear", context: bool = True,
+               base_filters: int = 16, upsampling: str = "transpose", context: bool = True,
                dropout: float = 0.0, name: str = "unet", batch_norm: bool = True,
                context_dilations: Sequence[int] = CONTEXT_DILATIONS,
                context_implementation: str = "atrous",
@@ -257,8 +258,8 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
         depth: number of 2x2 poolings; the network stride is ``2**depth``, so H and W of the input
             must be multiples of it (use :func:`assignment2.tta.pad_to_multiple` otherwise).
         base_filters: channels of the first level.
-        upsampling: "bilinear" (default) or "nearest" (resize, then a 3x3 convolution), or
-            "transpose" (4x4 transpose convolution, stride 2).
+        upsampling: "transpose" (default: 4x4 transpose convolution, stride 2), or "bilinear" or
+            "nearest" (resize, then a 3x3 convolution).
         context: add the context module at the bottleneck.
         dropout: dropout rate after the bottleneck convolutions (0 disables it).
         name: the model's name.

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,16 +189,9 @@ def parse_config(argv=None) -> TrainConfig:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from assignment2.geotiff import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: Path, data) -> None:
@@ -280,6 +272,10 @@ def _load_data(config: TrainConfig):
 
 
 def _check_crop(config: TrainConfig, tiles) -> None:
+    sizes = {image.shape[:2] for image in tiles.images}
+    if len(sizes) > 1:  # the in-memory pipeline stacks the tiles into one array
+        raise UsageError(f"--data-dir: tiles of different sizes {sorted(sizes)[:3]}; "
+                         f"the training pipeline needs one tile size")
     smallest = min(min(image.shape[:2]) for image in tiles.images)
     if config.augment and config.crop_size > smallest:
         raise UsageError(f"--crop-size {config.crop_size} is larger than the tiles "

@@ -1,7 +1,7 @@
 """TTA with the 8 views batched vs 8 single predictions: ``python benchmarks/bench_tta.py``
 
-For validation tiles of the embedded stub area (192 x 192) and the default U-Net (depth 4,
-16 filters, context module), compares per tile:
+For tiles of the embedded stub area (192 x 192) and the U-Net of ``TrainConfig()`` (depth 4,
+16 filters, transpose upsampling, context module), compares per tile:
 
 - batched: ``assignment2.tta.predict_tta(model, image, transforms="d4")``: the 8 flips /
   rotations go through the network as ONE batch of 8;
@@ -56,7 +56,11 @@ def main(argv=None) -> int:
     tiles = load_tiles(default_data_dir())
     images = [normalize(image) for image in tiles.images[:args.tiles]]
     keras.utils.set_random_seed(0)
-    model = build_unet()
+    from assignment2.train import TrainConfig
+
+    config = TrainConfig()
+    model = build_unet(depth=config.depth, base_filters=config.base_filters,
+                       upsampling=config.upsampling, context=config.context)
     pairs = dihedral_transforms()
 
     def batched():

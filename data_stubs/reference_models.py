@@ -34,10 +34,12 @@ def build_digits_cnn():
 
 
 def build_small_unet():
-    """The segmentation U-Net of assignment 2 at toy size: depth 2, 4 base filters, context on."""
+    """The segmentation U-Net of assignment 2 at toy size: depth 2, 4 base filters, bilinear
+    upsampling, context on."""
     from assignment2.model import build_unet
 
-    return build_unet(depth=2, base_filters=4, context=True, name="reference_unet")
+    return build_unet(depth=2, base_filters=4, upsampling="bilinear", context=True,
+                      name="reference_unet")
 
 
 BUILDERS = {"digits_cnn": build_digits_cnn, "small_unet": build_small_unet}

@@ -177,7 +177,7 @@ def _unet_inputs() -> dict:
 def _run_unet_forward(fn, inputs):
     from data_stubs.reference_models import stored_weights
 
-    model = fn(depth=2, base_filters=4, context=True)
+    model = fn(depth=2, base_filters=4, upsampling="bilinear", context=True)
     model.set_weights(stored_weights("small_unet"))
     return np.asarray(model(inputs["image"], training=False))
 
@@ -257,7 +257,7 @@ def _segmentation_cases() -> list[Case]:
     exact = Tolerance(atol=0.0, rtol=0.0)
     return [
         Case("unet_forward", "assignment2", "build_unet", _unet_inputs, _run_unet_forward,
-             notes="depth 2, 4 base filters, context module, stored weights",
+             notes="depth 2, 4 base filters, bilinear, context module, stored weights",
              module="assignment2.model"),
         Case("tta_average", "assignment2", "predict_tta", _unet_inputs, _run_tta,
              notes="8 dihedral views of a 30x27 tile (not a multiple of the stride)",

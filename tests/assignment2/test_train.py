@@ -89,7 +89,12 @@ def test_metrics_and_stored_predictions(finished_run):
         assert probs.dtype == np.float16 and probs.shape == (64, 64, 3)
         assert mask.dtype == np.uint8 and mask.shape == (64, 64)
         np.testing.assert_allclose(probs.astype(np.float32).sum(-1), 1.0, atol=5e-3)
-        np.testing.assert_array_equal(mask, np.argmax(probs, axis=-1))
+        # the mask is the argmax of the float32 average; float16 storage may tie close pixels
+        top_two = np.sort(probs.astype(np.float32), axis=-1)[..., -2:]
+        clear = top_two[..., 1] - top_two[..., 0] > 2e-3
+        assert clear.mean() > 0.95
+        np.testing.assert_array_equal(mask[clear], np.argmax(probs, axis=-1)[clear])
+        assert set(np.unique(mask)) <= {0, 1, 2}
 
 
 def test_resume_continues_epochs_split_and_optimizer_state(finished_run, area):
