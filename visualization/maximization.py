@@ -74,10 +74,8 @@ def class_model_visualization(model, class_index, *, steps: int = 200,
     start = _start_images(model, count, shape, initial_images, seed, value_range)
     regularizers = ascent.Regularizers(l2_decay, blur_every, blur_sigma, jitter, norm_percentile,
                                        contribution_percentile, value_range)
-    images, history = ascent.gradient_ascent(objective, start, steps=steps,
-                                             learning_rate=learning_rate, objective_args=(classes,),
-                                             regularizers=regularizers, seed=seed)
-    return (images, history) if return_history else images
+    return _ascend(objective, start, classes, regularizers, steps, learning_rate, seed,
+                   return_history)
 
 
 def neuron_maximization(model, layer_name: str, unit_index, *, steps: int = 200,
@@ -113,8 +111,14 @@ def neuron_maximization(model, layer_name: str, unit_index, *, steps: int = 200,
     start = _start_images(model, int(units.shape[0]), shape, initial_images, seed, value_range)
     regularizers = ascent.Regularizers(l2_decay, blur_every, blur_sigma, jitter, norm_percentile,
                                        contribution_percentile, value_range)
+    return _ascend(objective, start, units, regularizers, steps, learning_rate, seed,
+                   return_history)
+
+
+def _ascend(objective, start, targets, regularizers, steps, learning_rate, seed, return_history):
+    """The shared loop for one target (class or unit) per image; the history on request."""
     images, history = ascent.gradient_ascent(objective, start, steps=steps,
-                                             learning_rate=learning_rate, objective_args=(units,),
+                                             learning_rate=learning_rate, objective_args=(targets,),
                                              regularizers=regularizers, seed=seed)
     return (images, history) if return_history else images
 
