@@ -21,16 +21,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
-from adversarial.train import (
-    MODEL_NAMES,
-    CliError,
-    replace_readable,
-    run_cli,
-    write_json_atomic,
-)
+from adversarial.train import MODEL_NAMES, CliError, run_cli
+from data_stubs.files import write_atomic, write_json_atomic
 
 ATTACKS = ("fgsm", "pgd", "mim")
 
@@ -86,14 +80,7 @@ def epsilon_key(epsilon: float) -> str:
 
 
 def _save_figure_atomic(fig, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        replace_readable(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
 def load_models(output_dir: str) -> dict:

@@ -7,10 +7,9 @@ attacks", ICLR 2018: ``mean CE(f(x), y) + mean CE(f(x_adv), y)`` with ``x_adv`` 
 (the options used). Weights are checkpointed after every epoch into ``checkpoints/``; running the
 same command again resumes from there (a finished model is not retrained).
 
-This module imports TensorFlow only once the options are valid (``adversarial/__init__.py``,
-which ``python -m`` runs first, currently imports it eagerly, so ``--help`` waits for it).
-The small helpers for typed dataclass configs (``build_parser``, ``parse_config``,
-``write_json_atomic``) are shared with :mod:`adversarial.evaluate`.
+This module imports TensorFlow only once the options are valid, so ``--help`` answers at once.
+The small helpers for typed dataclass configs (``build_parser``, ``run_cli``) are shared with
+:mod:`adversarial.evaluate`; files are written atomically with :mod:`data_stubs.files`.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import typing
 from dataclasses import dataclass
+
+from data_stubs.files import write_atomic, write_json_atomic
 
 MODEL_NAMES = ("standard", "pgd_trained")
 
@@ -101,34 +101,6 @@ def parse_config(config_cls, argv, prog: str, description: str):
     return config_cls(**vars(namespace))
 
 
-def replace_readable(tmp: str, path: str) -> None:
-    """``os.replace(tmp, path)`` after giving ``tmp`` the usual permissions.
-
-    ``tempfile.mkstemp`` creates files readable by the owner only; the outputs are meant to be
-    shared like any file the user creates, so they get ``0o666`` minus the umask.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: str, payload) -> None:
-    """``json.dump`` into a temporary file in the same folder, then ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        replace_readable(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def run_cli(run, config_cls, argv, prog: str, description: str) -> int:
     """Parse, validate and run; bad options -> one line on stderr and status 2."""
     try:
@@ -189,17 +161,6 @@ def _trainer(config: TrainConfig, name: str):
     return trainer, model
 
 
-def _save_model_atomic(model, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        model.save(tmp)
-        replace_readable(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _checkpoint_callback(model, folder: str, name: str, config_dict: dict):
     """Keras callback saving weights and optimizer state + finished epoch after each epoch.
 
@@ -212,10 +173,7 @@ def _checkpoint_callback(model, folder: str, name: str, config_dict: dict):
 
     class _Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
-            os.close(fd)
-            model.save_weights(tmp, overwrite=True)
-            replace_readable(tmp, weights_path)
+            write_atomic(weights_path, lambda tmp: model.save_weights(tmp, overwrite=True))
             write_json_atomic(os.path.join(folder, f"{name}.json"),
                               {"epoch": epoch + 1, "config": config_dict})
 
@@ -260,7 +218,7 @@ def train_one(config: TrainConfig, name: str, x, y) -> str:
         trainer.fit(x, y, batch_size=config.batch_size, epochs=epochs, initial_epoch=start,
                     shuffle=True, verbose=2,
                     callbacks=[_checkpoint_callback(trainer, folder, name, config_dict)])
-    _save_model_atomic(model, path)
+    write_atomic(path, model.save)
     return path
 
 

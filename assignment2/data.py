@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assignment2.geotiff import DataError, GeoTransform, atomic_write_bytes, read_geotiff
+from assignment2.geotiff import DataError, GeoTransform, read_geotiff
 from assignment2.masks import building_masks
+from data_stubs.files import write_bytes_atomic
 
 __all__ = [
     "MAX_VALUE",
@@ -337,7 +338,7 @@ def save_split(path, train_ids, val_ids) -> Path:
     if overlap:
         raise ValueError(f"train_ids and val_ids overlap: {overlap[:5]}")
     text = json.dumps({"train": train_ids, "val": val_ids}, indent=1)
-    return atomic_write_bytes(path, text.encode())
+    return write_bytes_atomic(path, text.encode())
 
 
 def load_split(path) -> tuple[list[str], list[str]]:

@@ -18,14 +18,14 @@ with ``(lon0, lat0)`` the upper-left corner of the upper-left pixel and ``dlon, 
 from __future__ import annotations
 
 import io
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import tifffile
+
+from data_stubs.files import write_bytes_atomic
 
 MODEL_PIXEL_SCALE_TAG = 33550
 MODEL_TIEPOINT_TAG = 33922
@@ -214,23 +214,4 @@ def write_geotiff(path, image: np.ndarray, transform: GeoTransform | None = None
             image = np.moveaxis(image, -1, 0)
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, image, extratags=extratags, metadata=None, **kwargs)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file in ``path``'s folder, then rename it onto ``path``.
-
-    Readers see either the old file or the complete new one, never a partial write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared data folders unreadable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())

@@ -8,7 +8,6 @@ directly (no pyplot state), so they work headless and do not accumulate.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from assignment2 import CLASS_NAMES, IGNORE_INDEX
+from data_stubs.files import write_atomic
 
 #: Overlay colours (RGBA) of background (transparent), building, boundary.
 CLASS_COLOURS = ((0.0, 0.0, 0.0, 0.0), (1.0, 0.55, 0.0, 0.55), (0.1, 0.4, 1.0, 0.85))
@@ -133,14 +133,5 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
 
 
 def save_figure(figure: Figure, path) -> Path:
-    """Save ``figure`` as PNG via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Save ``figure`` as PNG, atomically."""
+    return write_atomic(path, lambda tmp: figure.savefig(tmp, format="png"))

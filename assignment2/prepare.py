@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assignment2.data import DataError, TileSet, load_tiles
-from assignment2.geotiff import atomic_write_bytes, write_geotiff
+from assignment2.geotiff import write_geotiff
+from data_stubs.files import write_bytes_atomic
 
 
 @dataclass
@@ -62,7 +63,7 @@ def prepare(config: PrepareConfig) -> TileSet:
             write_geotiff(config.out / "instances" / f"{tile_id}.tif", tiles.instances[k],
                           transform)
     record = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
-    atomic_write_bytes(config.out / "prepare_config.json", json.dumps(record, indent=1).encode())
+    write_bytes_atomic(config.out / "prepare_config.json", json.dumps(record, indent=1).encode())
     return tiles
 
 

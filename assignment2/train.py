@@ -27,11 +27,12 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from data_stubs.files import write_atomic, write_json_atomic
 
 PROG = "python -m assignment2.train"
 UPSAMPLING_CHOICES = ("bilinear", "nearest", "transpose")
@@ -187,46 +188,13 @@ def parse_config(argv=None) -> TrainConfig:
 # --------------------------------------------------------------------------- files
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    from assignment2.geotiff import atomic_write_bytes
-
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def save_model_atomic(model, path: Path) -> None:
-    """``model.save`` to a temporary ``.keras`` file beside ``path``, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_tiff_atomic(path: Path, array) -> None:
-    """``tifffile.imwrite`` to a temporary file beside ``path``, then rename.
-
-    Stored as MINISBLACK with contiguous samples, so ``tifffile.imread`` returns the same
-    ``(H, W)`` or ``(H, W, K)`` array.
-    """
+def _write_tiff(path: Path, array) -> None:
+    """``array`` as a TIFF, atomically; MINISBLACK with contiguous samples, so that
+    ``tifffile.imread`` returns the same ``(H, W)`` or ``(H, W, K)`` array."""
     import tifffile
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tifffile.imwrite(tmp, array, photometric="minisblack", planarconfig="contig")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: tifffile.imwrite(tmp, array, photometric="minisblack",
+                                                    planarconfig="contig"))
 
 
 def _config_for_resume(config: TrainConfig, out: Path) -> TrainConfig:
@@ -357,9 +325,9 @@ def _checkpoint_callback(out: Path, best_val_loss: float):
             val_loss = float((logs or {}).get("val_loss", float("inf")))
             if val_loss < self.best:
                 self.best = val_loss
-                save_model_atomic(self.model, folder / "best.keras")
-            save_model_atomic(self.model, folder / "last.keras")
-            atomic_write_json(folder / "state.json", {
+                write_atomic(folder / "best.keras", self.model.save)
+            write_atomic(folder / "last.keras", self.model.save)
+            write_json_atomic(folder / "state.json", {
                 "epoch": epoch + 1, "best_val_loss": self.best,
                 "optimizer_iterations": int(self.model.optimizer.iterations.numpy())})
 
@@ -486,8 +454,8 @@ def _save_predictions(out: Path, ids, probs) -> None:
     folder = out / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
     for tile_id, p in zip(ids, probs):
-        write_tiff_atomic(folder / f"{tile_id}_probs.tif", p.astype(np.float16))
-        write_tiff_atomic(folder / f"{tile_id}_mask.tif", np.argmax(p, -1).astype(np.uint8))
+        _write_tiff(folder / f"{tile_id}_probs.tif", p.astype(np.float16))
+        _write_tiff(folder / f"{tile_id}_mask.tif", np.argmax(p, -1).astype(np.uint8))
 
 
 def _save_figures(out: Path, ids, images, true_masks, probs) -> None:
@@ -518,7 +486,7 @@ def _evaluate(config: TrainConfig, tiles, val_idx) -> dict:
         metrics["tta"] = _metrics(true_masks, averaged, instances)
     stored = averaged if averaged is not None else plain
     _save_predictions(out, ids, stored)
-    atomic_write_json(out / "metrics.json", metrics)
+    write_json_atomic(out / "metrics.json", metrics)
     _save_figures(out, ids, images, true_masks, stored)
     return metrics
 
@@ -536,7 +504,7 @@ def run(config: TrainConfig) -> dict:
     tiles, train_idx, val_idx = _load_data(config)
     _check_crop(config, tiles)
     if not config.resume:
-        atomic_write_json(out / "config.json", dataclasses.asdict(config))
+        write_json_atomic(out / "config.json", dataclasses.asdict(config))
     _fit(config, tiles, train_idx, val_idx)
     metrics = _evaluate(config, tiles, val_idx)
     _print_summary(metrics)

@@ -13,12 +13,12 @@ may flip between two correct implementations, moving a pixel by a whole step.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from data_stubs.files import write_atomic
 
 #: Bumped whenever the layout of reference files changes; the suite refuses other formats.
 FORMAT_VERSION = 1
@@ -82,16 +82,9 @@ def save_reference(path: Path, arrays: dict, *, function: str, tolerance: Tolera
     """Writes one reference file atomically (temporary file in the same folder, then rename)."""
     header = {"format_version": FORMAT_VERSION, "package_version": package_version(),
               "function": function, "tolerance": asdict(tolerance)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, __header__=np.array(json.dumps(header, sort_keys=True)),
-                                **{k: np.asarray(v) for k, v in sorted(arrays.items())})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays = {k: np.asarray(v) for k, v in sorted(arrays.items())}
+    write_atomic(path, lambda tmp: np.savez_compressed(
+        tmp, __header__=np.array(json.dumps(header, sort_keys=True)), **arrays))
 
 
 class ReferenceError(Exception):

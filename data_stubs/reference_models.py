@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_stubs.files import write_atomic
 from data_stubs.grading import REFERENCE_DIR
 
 MODEL_DIR = REFERENCE_DIR / "models"
@@ -65,12 +66,8 @@ def create_weights(name: str, model_dir: Path = MODEL_DIR) -> Path:
     model = BUILDERS[name]()
     if name == "digits_cnn":
         _train_digits_cnn(model)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path = model_dir / f"{name}.npz"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, *[np.asarray(w, np.float32) for w in model.get_weights()])
-    tmp.replace(path)
-    return path
+    weights = [np.asarray(w, np.float32) for w in model.get_weights()]
+    return write_atomic(model_dir / f"{name}.npz", lambda tmp: np.savez_compressed(tmp, *weights))
 
 
 def stored_weights(name: str, model_dir: Path = MODEL_DIR) -> list[np.ndarray]:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
+
+from data_stubs.files import write_atomic, write_json_atomic
 
 PROG = "python -m visualization"
 
@@ -227,36 +227,6 @@ def _fail(error: BaseException) -> int:
     return 2
 
 
-# ---------------------------------------------------------------------------------------------
-# Atomic writes (used by the runners)
-# ---------------------------------------------------------------------------------------------
-def write_atomic(path: str, write, suffix: str) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix,
-                               dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path: str, payload) -> None:
-    """``payload`` as indented JSON, atomically."""
-    def dump(tmp):
-        with open(tmp, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-
-    write_atomic(path, dump, ".json")
-
-
-# ---------------------------------------------------------------------------------------------
-# Model and images (TensorFlow, scikit-image and matplotlib are imported from here on)
-# ---------------------------------------------------------------------------------------------
 def load_model(config: VisualizationConfig):
     """``--model`` loaded with Keras, or the cached digits CNN; ValueError on a bad file."""
     if not config.model:
@@ -420,12 +390,12 @@ def write_outputs(state: Run) -> list[str]:
     for name, figure in state.figures.items():
         paths.append(os.path.join(folder, f"{name}.png"))
         write_atomic(paths[-1], lambda tmp, fig=figure: fig.savefig(
-            tmp, format="png", dpi=state.config.dpi), ".png")
+            tmp, format="png", dpi=state.config.dpi))
     for name, array in state.arrays.items():
         paths.append(os.path.join(folder, f"{name}.npy"))
-        write_atomic(paths[-1], lambda tmp, a=array: np.save(tmp, np.asarray(a)), ".npy")
+        write_atomic(paths[-1], lambda tmp, a=array: np.save(tmp, np.asarray(a)))
     paths.append(os.path.join(folder, "config.json"))
-    write_json(paths[-1], {**dataclasses.asdict(state.config), "resolved": state.resolved})
+    write_json_atomic(paths[-1], {**dataclasses.asdict(state.config), "resolved": state.resolved})
     return paths
 
 

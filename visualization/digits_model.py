@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from data_stubs.files import write_atomic, write_bytes_atomic
 
 CACHE_ENV = "CNN_COURSE_CACHE"
 MODEL_FILENAME = "digits_cnn.keras"
@@ -144,9 +145,9 @@ def load_digits_cnn(cache_dir: str | os.PathLike | None = None, *, retrain: bool
     model, accuracy = train_digits_cnn(epochs=epochs, train_size=train_size, seed=seed,
                                        verbose=verbose)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    write_atomic(model_path, model.save)
     info = json.dumps({**config, "test_accuracy": accuracy}, indent=2)
-    _atomic_write(info_path, lambda tmp: Path(tmp).write_text(info))
+    write_bytes_atomic(info_path, info.encode())
     return model
 
 
@@ -170,19 +171,6 @@ def _load_cached(model_path: Path, info_path: Path, config: dict) -> keras.Model
         return keras.saving.load_model(model_path)
     except Exception:  # noqa: BLE001 -- a missing or corrupt cache file means "train again"
         return None
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is readable like any saved file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_positive_int(value, name: str) -> None:
