@@ -25,7 +25,7 @@ def _readable(tmp: str) -> None:
 def write_atomic(path, write: Callable[[str], object]) -> Path:
     """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it onto ``path``.
 
-    The temporary name ends with ``path``'s whole name (``.tmp-XXXX-best.keras``), so writers
+    The temporary name ends with ``path``'s whole name (``.tmp-k3j9w2-best.keras``), so writers
     that check extensions (``model.save`` wants ``.keras``, ``save_weights`` ``.weights.h5``,
     ``savefig`` infers the format) behave as for ``path`` itself.
 
