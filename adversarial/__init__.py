@@ -1,7 +1,11 @@
 """Adversarial examples and defences of the course (issue 3).
 
 Attacks: :func:`fgsm_attack`, :func:`pgd_attack`, :func:`mim_attack` (the slides' signatures),
-:func:`lbfgs_attack` (Szegedy et al.). Defence: :class:`AdversarialTraining` (Madry et al.).
+:func:`lbfgs_attack` (Szegedy et al.), :func:`apgd_attack` (Croce & Hein),
+:func:`square_attack` (Andriushchenko et al., black-box). Evaluation that is hard to fool:
+:func:`evaluate_robustness` (an AutoAttack-style ensemble, per-example worst case, with sanity
+warnings). Model/input contract: :mod:`adversarial.contract`; :func:`clear_cache` forgets the
+compiled attacks. Defence: :class:`AdversarialTraining` (Madry et al.).
 Distances: :func:`l1_distance`, :func:`l2_distance`, :func:`linf_distance`, :func:`rms_distance`,
 :func:`average_minimal_distortion`. Evaluation: :func:`robust_accuracy`,
 :func:`targeted_success_rate`, :func:`minimal_distortion`, :func:`transfer_matrix`,
@@ -25,6 +29,10 @@ _EXPORTS: dict[str, str] = {
     "pgd_attack": "pgd",
     "mim_attack": "mim",
     "lbfgs_attack": "lbfgs",
+    "apgd_attack": "apgd",
+    "square_attack": "square",
+    "evaluate_robustness": "robustness",
+    "clear_cache": "_common",
     "LBFGSResult": "lbfgs",
     "AdversarialTraining": "training",
     "l1_distance": "distances",
@@ -61,7 +69,10 @@ __all__ = [
     "ResnetBlock",
     "accuracy",
     "adversarial_examples",
+    "apgd_attack",
     "average_minimal_distortion",
+    "clear_cache",
+    "evaluate_robustness",
     "fgsm_attack",
     "fool_logistic_regression",
     "l1_distance",
@@ -80,6 +91,7 @@ __all__ = [
     "rms_distance",
     "robust_accuracy",
     "slides_examples",
+    "square_attack",
     "small_cnn",
     "targeted_success_rate",
     "transfer_matrix",

@@ -1,201 +1,61 @@
-"""Shared machinery of the attacks (and of the visualisations): calling a user's model.
+"""Shared machinery of the attacks: scores, loss gradient, step/projection, loop, chunks, cache.
 
-Every public attack and visualisation accepts "any callable that maps a batch to logits": a Keras 3
-model, a tf-keras model or a plain function. They are always called in inference mode, so that
-dropout is off and batch-norm statistics are neither used from the batch nor updated.
-
-For the attacks (issue 3) this module also holds, once for all of them: the argument checks
-(errors name the argument and show the value), the loss-gradient helper
-(:func:`objective_and_gradient`), the step/projection pair (:func:`ascent_step`,
-:func:`project`) with the random start, the multi-step loop (:func:`iterative_attack`, pure
-TensorFlow, also traced into adversarial training) and its per-model cache of compiled
-``tf.function``s (:func:`compiled_attack`).
+The rules for calling a user's model and reading its inputs live in :mod:`adversarial.contract`
+(re-exported here for older imports). This module holds, once for all attacks: the scores the
+attacks ascend (:func:`attack_logits_fn`: the logits, or the log-probabilities of a softmax
+model, which give the same cross entropy and margin), the loss-gradient helper
+(:func:`objective_and_gradient`, which refuses a missing input gradient), the step/projection
+pair (:func:`ascent_step`, :func:`project`) with the per-example random start, the multi-step
+loop (:func:`iterative_attack`, pure TensorFlow, also traced into adversarial training), the
+chunked driver (:func:`run_in_chunks`: bounded memory, results independent of the batch size)
+and the per-model cache of compiled ``tf.function``s (:func:`compiled`, :func:`clear_cache`).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import math
 import types
 import weakref
+from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from adversarial.contract import (  # noqa: F401 - re-exported for the attacks and training
+    accepts_training_flag,
+    as_image_tensor,
+    call_model,
+    check_choice,
+    check_clip_range,
+    check_input_range,
+    check_int,
+    check_norm,
+    check_real,
+    clear_scores_cache,
+    model_fingerprint,
+    parse_labels,
+    require_input_gradient,
+    scores_fn,
+)
 
-def accepts_training_flag(model) -> bool:
-    """Whether ``model(x, training=False)`` is a valid call.
-
-    Keras layers and models (Keras 3 and tf-keras) take ``training``; a plain function takes it
-    only if it names it or accepts ``**kwargs``.
-    """
-    if isinstance(model, keras.Layer):
-        return True
-    try:
-        params = inspect.signature(model).parameters.values()
-    except (TypeError, ValueError):  # builtins and C callables have no signature
-        return False
-    return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in params)
-
-
-def call_model(model, images, training_flag: bool | None = None):
-    """``model(images)`` in inference mode.
-
-    Args:
-        model: a callable mapping a batch ``(N, ...)`` to logits ``(N, K)``.
-        images: the batch, a tensor.
-        training_flag: result of :func:`accepts_training_flag`, precomputed by callers that run
-            the model in a loop; looked up when ``None``.
-    """
-    if training_flag is None:
-        training_flag = accepts_training_flag(model)
-    return model(images, training=False) if training_flag else model(images)
-
-
-# ----------------------------------------------------------------------------------------------
-# Argument checks (section 7 of issue 3): every message names the argument and shows the value.
-
-NORMS = (np.inf, 2)
 LOSSES = ("ce", "margin")
+DEFAULT_BATCH_SIZE = 256
 
 
-def check_real(value, name: str, *, minimum: float | None = None, strict: bool = False,
-               allow_inf: bool = False) -> float:
-    """``float(value)`` after checking it is a real number ``>= minimum`` (``>`` if strict).
-
-    NaN is always rejected, infinities unless ``allow_inf``.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
-    return value
+def check_loss(loss, choices=LOSSES) -> str:
+    """``loss`` after checking it is one of ``choices`` (``"ce"``, ``"margin"`` by default)."""
+    return check_choice(loss, "loss", choices)
 
 
-def check_int(value, name: str, *, minimum: int = 1) -> int:
-    """``int(value)`` after checking it is an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_clip_range(clip_value_min, clip_value_max) -> tuple[float, float]:
-    """The valid input range; infinite bounds are allowed (no clipping on that side)."""
-    low = check_real(clip_value_min, "clip_value_min", allow_inf=True)
-    high = check_real(clip_value_max, "clip_value_max", allow_inf=True)
-    if low > high:
-        raise ValueError(
-            f"clip_value_min must be <= clip_value_max, got clip_value_min={clip_value_min!r} "
-            f"> clip_value_max={clip_value_max!r}")
-    return low, high
-
-
-def check_norm(norm) -> float:
-    """``np.inf`` or ``2`` (also given as ``"inf"``/``"2"``)."""
-    try:
-        value = float(norm)
-    except (TypeError, ValueError):
-        raise ValueError(f"norm must be np.inf or 2, got {norm!r}") from None
-    if value not in NORMS:
-        raise ValueError(f"norm must be np.inf or 2, got {norm!r}")
-    return value
-
-
-def check_loss(loss) -> str:
-    """``"ce"`` or ``"margin"``."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    return loss
-
-
-def as_image_tensor(images, name: str = "input_image") -> tf.Tensor:
-    """A batch ``(N, ...)`` (numpy, list or tensor, any float dtype) as a float32 tensor.
-
-    Raises:
-        ValueError: rank < 1 or NaN values, naming ``name``.
-    """
-    try:
-        tensor = tf.cast(tf.convert_to_tensor(images), tf.float32)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a numeric array or tensor, got {type(images)!r}") from err
-    if tensor.shape.rank is None or tensor.shape.rank < 1:
-        raise ValueError(f"{name} must be a batch (N, ...), got shape {tuple(tensor.shape)}")
-    num_nan = int(tf.math.count_nonzero(tf.math.is_nan(tensor)))
-    if num_nan:
-        raise ValueError(f"{name} must not contain NaN, got {num_nan} NaN values "
-                         f"in a batch of shape {tuple(tensor.shape)}")
-    return tensor
-
-
-def as_label_indices(labels, num_images: int, num_classes: int,
-                     name: str = "input_label") -> tf.Tensor:
-    """Class indices ``(N,)`` int32 from ``(N,)``/``(N, 1)`` indices, one-hot rows or a scalar.
-
-    A scalar is used for every image (handy for a single target class).
-
-    Raises:
-        ValueError: wrong length, non-integer indices, or indices outside ``[0, num_classes)``.
-    """
-    array = np.asarray(labels.numpy() if isinstance(labels, tf.Tensor) else labels)
-    if array.ndim == 0:
-        array = np.full((num_images,), array)
-    if array.ndim == 2 and array.shape[1] == num_classes and array.shape[0] == num_images:
-        array = np.argmax(array, axis=1)
-    elif array.ndim == 2 and array.shape[1] == 1:  # Keras-style (N, 1) column of indices
-        array = array[:, 0]
-    if array.ndim != 1 or array.shape[0] != num_images:
-        raise ValueError(
-            f"{name} must hold {num_images} class indices or one-hot rows of width {num_classes}, "
-            f"got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.equal(np.mod(array, 1), 0)):
-        raise ValueError(f"{name} must be integer class indices, got {array[:8]!r}")
-    bad = (array < 0) | (array >= num_classes)
-    if bad.any() and np.ndim(labels) == 0:
-        raise ValueError(f"{name} must be in [0, {num_classes}), got {labels!r}")
-    if bad.any():
-        raise ValueError(
-            f"{name} must be in [0, {num_classes}), got {array[bad][:8].tolist()} "
-            f"at positions {np.flatnonzero(bad)[:8].tolist()}")
-    return tf.constant(array.astype(np.int32))
-
-
-def num_classes_of(model, images: tf.Tensor, training_flag: bool) -> int:
-    """``K`` of the model's logits ``(N, K)`` on this batch; re-raises a rejection as ValueError.
-
-    The probe is one eager forward pass, cached per model and batch shape.
-    """
-    key = ("num_classes", tuple(images.shape))
-    cached = model_cache(model).get(key)
-    if cached is not None:
-        return cached
-    try:
-        logits = call_model(model, images, training_flag)
-    except Exception as err:  # whatever user code raises, the caller gets a ValueError
-        raise ValueError(
-            f"input_image of shape {tuple(images.shape)} is rejected by the model: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-    shape = tuple(logits.shape)
-    if len(shape) != 2 or shape[0] != images.shape[0] or not shape[1]:
-        raise ValueError(
-            f"model must map input_image of shape {tuple(images.shape)} to logits (N, K), "
-            f"got output shape {shape}")
-    model_cache(model)[key] = int(shape[1])
-    return int(shape[1])
+def check_batch_size(batch_size) -> int:
+    """Examples per compiled call, an integer ``>= 1``."""
+    return check_int(batch_size, "batch_size", minimum=1)
 
 
 # ----------------------------------------------------------------------------------------------
 # Per-model cache of compiled functions, without keeping the model alive.
 
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_UNCACHEABLE: dict = {}
 
 
 def _cache_owner(model):
@@ -228,6 +88,100 @@ def weak_model(model):
         return lambda: model
 
 
+def compiled(model, key: tuple, build: Callable[[], Callable]) -> Callable:
+    """``build()`` cached per model under ``key`` and the model's fingerprint.
+
+    The fingerprint (:func:`adversarial.contract.model_fingerprint`) changes when the user edits
+    the model's head or layers, so a stale trace is never reused; the stale entries are dropped.
+    """
+    cache = model_cache(model)
+    full_key = (key, model_fingerprint(model))
+    if full_key not in cache:
+        for stale in [k for k in cache if isinstance(k, tuple) and len(k) == 2
+                      and k[0] == key and k[1] != full_key[1]]:
+            del cache[stale]
+        cache[full_key] = build()
+    return cache[full_key]
+
+
+def clear_cache(model=None) -> None:
+    """Forget the compiled attacks (and score analyses) of ``model``, or of every model.
+
+    Needed only after edits the fingerprint cannot see (e.g. replacing a layer's ``call``);
+    editing activations, layers or weights count is noticed automatically.
+    """
+    if model is None:
+        _CACHES.clear()
+    else:
+        try:
+            _CACHES.pop(_cache_owner(model), None)
+        except TypeError:
+            pass
+    clear_scores_cache(model)
+
+
+# ----------------------------------------------------------------------------------------------
+# The scores the attacks ascend.
+
+
+def attack_logits_fn(model, training_flag: bool | None = None) -> Callable:
+    """``x -> (N, K)`` logits for the attacks, ``K >= 2``.
+
+    A softmax model (in any form, or an opaque model returning probability rows) gives its
+    pre-softmax scores or log-probabilities (:func:`adversarial.contract.scores_fn` with
+    ``probabilities="log"``); cross entropy and margin on them equal those on the logits. A
+    single binary score ``z`` ``(N, 1)`` (sigmoid head or logit) becomes the two-class logits
+    ``[0, z]``, whose softmax is ``[1 - sigma(z), sigma(z)]``.
+    """
+    del training_flag  # the contract looks it up once per model
+    scores = scores_fn(model, probabilities="log")
+
+    def logits(images):
+        z = scores(images)
+        if z.shape.rank == 2 and z.shape[1] == 1:
+            return tf.concat([tf.zeros_like(z), z], axis=1)
+        return z
+
+    return logits
+
+
+def num_classes_of(model, images: tf.Tensor, training_flag: bool | None = None) -> int:
+    """``K`` of the attack logits, probed eagerly on a few examples (once per model and shape).
+
+    The probe also lets the contract decide once whether an opaque model returns probabilities.
+
+    Raises:
+        ValueError: the model rejects the input or does not return ``(N, K)`` scores.
+    """
+    del training_flag
+    return compiled(model, ("num_classes", tuple(images.shape[1:])),
+                    lambda: _probe_num_classes(model, images))
+
+
+def _probe_num_classes(model, images: tf.Tensor) -> int:
+    probe = images[:32]
+    try:
+        logits = attack_logits_fn(model)(probe)
+    except ValueError as err:
+        if "probabilities" in str(err) or "gradient" in str(err):
+            raise
+        raise _rejected(images, err) from err
+    except Exception as err:  # whatever user code raises, the caller gets a ValueError
+        raise _rejected(images, err) from err
+    shape = tuple(logits.shape)
+    if len(shape) != 2 or shape[0] != probe.shape[0] or not shape[1]:
+        raise ValueError(
+            f"model must map input_image of shape {tuple(images.shape)} to logits (N, K), "
+            f"got output shape {tuple(shape)} for {probe.shape[0]} examples")
+    return int(shape[1])
+
+
+def _rejected(images, err) -> ValueError:
+    first = str(err).splitlines()[0] if str(err) else ""
+    return ValueError(f"input_image of shape {tuple(images.shape)} is rejected by the model: "
+                      f"{type(err).__name__}: {first}")
+
+
 # ----------------------------------------------------------------------------------------------
 # The loss-gradient helper under every attack.
 
@@ -254,20 +208,33 @@ def attack_objective(logits, labels, loss: str, targeted: bool):
     return label_logit - best_other if targeted else best_other - label_logit
 
 
-def objective_and_gradient(model_fn, images, labels, loss: str, targeted: bool):
-    """``(J(x), dJ/dx)`` for the per-example objective of :func:`attack_objective`.
+def value_and_input_gradient(objective_fn: Callable, images):
+    """``(J(x), dJ/dx)`` for a per-example objective ``J: (N, ...) -> (N,)``.
 
     Per-example gradients come from the gradient of ``sum_i J(x_i)`` (the examples are
     independent), so they do not shrink with the batch size.
+
+    Raises:
+        ValueError: the objective has no gradient with respect to the input (never zeros).
     """
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(images)
-        objective = attack_objective(model_fn(images), labels, loss, targeted)
+        objective = objective_fn(images)
         total = tf.reduce_sum(objective)
-    gradient = tape.gradient(total, images)
-    if gradient is None:  # a model that ignores its input
-        gradient = tf.zeros_like(images)
-    return objective, gradient
+    return objective, require_input_gradient(tape.gradient(total, images))
+
+
+def objective_and_gradient(model_fn, images, labels, loss: str, targeted: bool):
+    """``(J(x), dJ/dx)`` for the per-example objective of :func:`attack_objective`."""
+    return value_and_input_gradient(
+        lambda x: attack_objective(model_fn(x), labels, loss, targeted), images)
+
+
+def attack_success(logits, labels, targeted: bool):
+    """``(N,)`` bool: misclassified (untargeted) or classified as the target (targeted)."""
+    predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+    labels = tf.cast(labels, tf.int32)
+    return tf.equal(predicted, labels) if targeted else tf.not_equal(predicted, labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,23 +277,82 @@ def project(adversarial, clean, epsilon, norm: float, clip_min, clip_max):
     return tf.clip_by_value(clean + delta, clip_min, clip_max)
 
 
-def random_start(clean, epsilon, norm: float, seed):
-    """A uniform random point of the epsilon ball around ``clean``.
+# ----------------------------------------------------------------------------------------------
+# Per-example random numbers: a counter-based hash of (seed, example index, stream, element),
+# so an example's random start never depends on how the data set is cut into batches.
 
-    L-inf: ``x + U(-eps, eps)`` per coordinate (the slides). L2: ``x + eps * u^(1/d) * n/||n||_2``
-    with ``n ~ N(0, I)`` and ``u ~ U(0, 1)``, which is uniform in the d-dimensional ball.
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix(x):
+    """A 32-bit integer hash (two multiply-xorshift rounds) on int64 values in ``[0, 2^32)``.
+
+    Products stay below ``2^59``, so int64 arithmetic never overflows.
+    """
+    for _ in range(2):
+        x = tf.bitwise.bitwise_xor(tf.bitwise.right_shift(x, 16), x)
+        x = tf.bitwise.bitwise_and(x * 0x45D9F3B, _MASK32)
+    return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(x, 16), x)
+
+
+def _xor(a, b):
+    return tf.bitwise.bitwise_xor(a, b)
+
+
+def example_uniform(seed, indices, stream, count):
+    """``(n, count)`` float32 uniforms in ``(0, 1)``, a function of (seed, index, stream) only.
 
     Args:
-        seed: int32 tensor ``(2,)`` for the stateless random ops, so a seed reproduces the start.
+        seed: int64 ``(2,)`` (as from :func:`seed_tensor`).
+        indices: int64 ``(n,)`` indices of the examples in the whole data set.
+        stream: int (or int64 scalar tensor) telling independent draws apart (restart, step).
+        count: numbers per example.
     """
-    shape = tf.shape(clean)
+    seed = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _MASK32)
+    stream = tf.bitwise.bitwise_and(tf.cast(stream, tf.int64), _MASK32)
+    base = _mix(_xor(_mix(_xor(_mix(seed[0]), seed[1])), stream))
+    keys = _mix(_xor(base, tf.bitwise.bitwise_and(tf.cast(indices, tf.int64), _MASK32)))
+    elements = _mix(tf.range(1, tf.cast(count, tf.int64) + 1, dtype=tf.int64))
+    bits = _mix(_xor(keys[:, None], elements[None, :]))
+    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / 2.0**24
+
+
+def example_random(seed, indices, stream, like, distribution: str = "uniform"):
+    """Per-example ``U(0, 1)`` or ``N(0, 1)`` numbers shaped like ``like`` (see above)."""
+    shape = tf.shape(like)
+    dims = tf.reduce_prod(shape[1:])
+    if distribution == "uniform":
+        return tf.reshape(example_uniform(seed, indices, stream, dims), shape)
+    uniform = example_uniform(seed, indices, stream, 2 * dims)  # Box-Muller
+    radius = tf.sqrt(-2.0 * tf.math.log(uniform[:, :dims]))
+    return tf.reshape(radius * tf.cos(2.0 * np.pi * uniform[:, dims:]), shape)
+
+
+def _default_indices(clean):
+    return tf.range(tf.cast(tf.shape(clean)[0], tf.int64), dtype=tf.int64)
+
+
+def random_start(clean, epsilon, norm: float, seed, indices=None, stream=0):
+    """A uniform random point of the epsilon ball around ``clean``, per example reproducible.
+
+    L-inf: ``x + U(-eps, eps)`` per coordinate (the slides). L2: ``x + eps * u^(1/d) * n/||n||_2``
+    with ``n ~ N(0, I)`` and ``u ~ U(0, 1)``, which is uniform in the d-dimensional ball. The
+    numbers of example ``i`` depend only on ``(seed, indices[i], stream)``.
+
+    Args:
+        seed: int64 ``(2,)``. indices: int64 ``(N,)`` example indices (default ``0..N-1``).
+        stream: which draw (the restart number).
+    """
+    indices = _default_indices(clean) if indices is None else indices
     if norm != 2:
-        return clean + tf.random.stateless_uniform(shape, seed, -epsilon, epsilon)
-    gaussian = tf.random.stateless_normal(shape, seed)
-    dims = tf.cast(tf.reduce_prod(shape[1:]), tf.float32)
-    radius_shape = tf.concat([shape[:1], tf.ones_like(shape[1:])], axis=0)
-    uniform = tf.random.stateless_uniform(radius_shape, seed + 1)
-    return clean + epsilon * uniform ** (1.0 / dims) * gaussian / _per_example_norm(gaussian, 2)
+        uniform = example_random(seed, indices, stream, clean)
+        return clean + epsilon * (2.0 * uniform - 1.0)
+    gaussian = example_random(seed, indices, stream, clean, "normal")
+    dims = tf.cast(tf.reduce_prod(tf.shape(clean)[1:]), tf.float32)
+    radius = example_uniform(seed, indices, tf.cast(stream, tf.int64) + 2**20, 1)
+    radius = tf.reshape(radius, tf.concat([tf.shape(clean)[:1], tf.ones_like(tf.shape(clean)[1:])],
+                                          0))
+    return clean + epsilon * radius ** (1.0 / dims) * gaussian / _per_example_norm(gaussian, 2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,91 +379,133 @@ def _ascend(model_fn, clean, start, labels, epsilon, step_size, num_steps, decay
     return adversarial
 
 
+def keep_better(best, candidate, better):
+    """``where(better, candidate, best)`` with ``better`` ``(N,)`` broadcast over the image."""
+    shape = tf.concat([[-1], tf.ones([tf.rank(best) - 1], tf.int32)], 0)
+    return tf.where(tf.reshape(better, shape), candidate, best)
+
+
 def iterative_attack(model_fn, clean, labels, epsilon, step_size, num_steps, decay, seed,
                      clip_min, clip_max, *, norm: float, loss: str, targeted: bool,
-                     random_init: bool, momentum: bool, restarts: int = 1):
+                     random_init: bool, momentum: bool, restarts: int = 1, indices=None):
     """FGSM / BIM / PGD / MIM in one loop; returns ``x_adv`` with gradients stopped.
 
     Each restart starts at a random point of the ball (or at ``x``), clipped to the valid
-    range, and runs :func:`_ascend`; with several restarts each example keeps the restart whose
-    final objective is highest.
+    range, and runs :func:`_ascend`. With several restarts each example keeps a SUCCESSFUL
+    restart (misclassified, or classified as the target) if there is one, and among restarts of
+    equal success the one of highest final objective: with the cross entropy the highest loss
+    need not be a misclassification.
 
     Args:
         model_fn: ``x -> logits`` already in inference mode.
         clean: ``(N, ...)`` float32; labels: ``(N,)`` int32; the numbers are scalar tensors,
             ``num_steps`` int32, ``seed`` int64 ``(2,)``.
         norm, loss, targeted, random_init, momentum, restarts: static Python values.
+        indices: int64 ``(N,)`` indices of the examples in the data set (their random starts
+            depend on them, not on the batch); default ``0..N-1``.
     """
-    best, best_objective = None, None
+    best = best_objective = best_success = None
     for restart in range(restarts):
         start = clean
         if random_init:
-            start = random_start(clean, epsilon, norm, seed + tf.constant([0, restart], seed.dtype))
+            start = random_start(clean, epsilon, norm, seed, indices, restart)
         start = project(start, clean, epsilon, norm, clip_min, clip_max)
         adversarial = _ascend(model_fn, clean, start, labels, epsilon, step_size, num_steps, decay,
                               clip_min, clip_max, norm=norm, loss=loss, targeted=targeted,
                               momentum=momentum)
         if restarts == 1:
             return tf.stop_gradient(adversarial)
-        objective = attack_objective(model_fn(adversarial), labels, loss, targeted)
+        logits = model_fn(adversarial)
+        objective = attack_objective(logits, labels, loss, targeted)
+        success = attack_success(logits, labels, targeted)
         if best is None:
-            best, best_objective = adversarial, objective
+            best, best_objective, best_success = adversarial, objective, success
             continue
-        better = tf.reshape(objective > best_objective,
-                            tf.concat([[-1], tf.ones([tf.rank(clean) - 1], tf.int32)], 0))
-        best = tf.where(better, adversarial, best)
-        best_objective = tf.maximum(objective, best_objective)
+        better = (success & ~best_success) | ((success == best_success)
+                                              & (objective > best_objective))
+        best = keep_better(best, adversarial, better)
+        best_objective = tf.where(better, objective, best_objective)
+        best_success = best_success | success
     return tf.stop_gradient(best)
 
 
 def compiled_attack(model, *, training_flag: bool, soft_label: bool, **static):
-    """The attack as a ``tf.function`` cached per (model, static config).
+    """The attack as a ``tf.function`` cached per (model, fingerprint, static config).
 
     Repeated calls with the same shapes reuse the trace; ``reduce_retracing`` makes a new batch
     size retrace at most once. The function holds the model only weakly.
     """
     key = ("attack", training_flag, soft_label, tuple(sorted(static.items())))
-    cache = model_cache(model)
-    if key not in cache:
+
+    def build():
         get_model = weak_model(model)
 
-        def model_fn(images):
-            return call_model(get_model(), images, training_flag)
-
         @tf.function(reduce_retracing=True)
-        def attack(clean, labels, epsilon, step_size, num_steps, decay, seed, clip_min, clip_max):
+        def attack(clean, labels, indices, epsilon, step_size, num_steps, decay, seed, clip_min,
+                   clip_max):
+            model_fn = attack_logits_fn(get_model())
             if soft_label:  # the labels the model predicts on the clean input, computed once
                 labels = tf.argmax(model_fn(clean), axis=1, output_type=tf.int32)
             return iterative_attack(model_fn, clean, labels, epsilon, step_size, num_steps,
-                                    decay, seed, clip_min, clip_max, **static)
+                                    decay, seed, clip_min, clip_max, indices=indices, **static)
 
-        cache[key] = attack
-    return cache[key]
+        return attack
+
+    return compiled(model, key, build)
 
 
 def seed_tensor(seed) -> tf.Tensor:
-    """``(2,)`` int64 seed of the stateless random ops; ``None`` draws one from TF's global RNG."""
+    """``(2,)`` int64 seed of the random numbers; ``None`` draws one from TF's global RNG."""
     if seed is None:
         return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int64)
     return tf.constant([check_int(seed, "seed", minimum=0), 0], tf.int64)
 
 
-def _prepare_batch(model, input_image, input_label, soft_label):
-    """``(images float32, labels int32 (N,), training_flag)`` after the data checks."""
-    images = as_image_tensor(input_image)
-    training_flag = accepts_training_flag(model)
-    if images.shape[0] == 0:
-        return images, tf.zeros([0], tf.int32), training_flag
-    num_classes = num_classes_of(model, images, training_flag)
+# ----------------------------------------------------------------------------------------------
+# Validated batches and the chunked driver.
+
+
+def prepare_batch(model, input_image, input_label, *, clip_min: float, clip_max: float,
+                  soft_label: bool = False, label_name: str = "input_label"):
+    """``(images float32, labels int32 (N,), num_classes)`` after the contract's checks.
+
+    Images must lie in ``[clip_min, clip_max]`` (:func:`adversarial.contract.check_input_range`),
+    labels are parsed by :func:`adversarial.contract.parse_labels` against the model's ``K``.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable (batch -> logits), got {type(model)!r}")
+    images = check_input_range(input_image, clip_min, clip_max, "input_image")
+    num = int(images.shape[0])
+    if num == 0:
+        return images, tf.zeros([0], tf.int32), 0
+    num_classes = num_classes_of(model, images)
     if soft_label and input_label is None:  # the labels are predicted inside the attack
-        return images, tf.zeros([images.shape[0]], tf.int32), training_flag
-    return images, as_label_indices(input_label, images.shape[0], num_classes), training_flag
+        return images, tf.zeros([num], tf.int32), num_classes
+    labels = parse_labels(input_label, num, num_classes, label_name)
+    return images, tf.constant(labels), num_classes
+
+
+def run_in_chunks(fn: Callable, batch_size: int, images, labels, *args):
+    """``fn(images[s:e], labels[s:e], indices[s:e], *args)`` chunk by chunk, concatenated.
+
+    ``indices`` are the int64 positions of the examples in ``images``, so per-example random
+    numbers (and hence the results) do not depend on ``batch_size``; memory is that of one chunk.
+    """
+    num = int(images.shape[0])
+    parts = []
+    for start in range(0, num, batch_size):
+        stop = min(start + batch_size, num)
+        indices = tf.range(start, stop, dtype=tf.int64)
+        parts.append(fn(images[start:stop], labels[start:stop], indices, *args))
+    if len(parts) == 1:
+        return parts[0]
+    return tf.concat(parts, axis=0)
 
 
 def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip_value_max,
                soft_label, targeted, loss, seed, num_steps=1, step_size=None, decay=None,
-               random_init=False, norm=np.inf, restarts=1):
-    """Validate the arguments of a public attack, then run the compiled loop.
+               random_init=False, norm=np.inf, restarts=1, batch_size=DEFAULT_BATCH_SIZE):
+    """Validate the arguments of a public attack, then run the compiled loop chunk by chunk.
 
     ``step_size=None`` means one step of size ``epsilon`` (FGSM); ``decay=None`` means no
     momentum (FGSM, PGD). Returns a float32 tensor shaped like ``input_image``.
@@ -452,6 +520,7 @@ def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip
         decay = check_real(decay, "decay", minimum=0.0)
     clip_min, clip_max = check_clip_range(clip_value_min, clip_value_max)
     norm, loss = check_norm(norm), check_loss(loss)
+    batch_size = check_batch_size(batch_size)
     if targeted and soft_label:
         raise ValueError(f"soft_label must be False when targeted=True (the label is the target), "
                          f"got soft_label={soft_label!r}")
@@ -464,26 +533,23 @@ def run_attack(model, input_image, input_label, *, epsilon, clip_value_min, clip
     if not tf.executing_eagerly():
         return _attack_in_graph(model, input_image, input_label, soft_label, epsilon, numbers,
                                 static)
-    images, labels, training_flag = _prepare_batch(model, input_image, input_label, soft_label)
+    images, labels, _ = prepare_batch(model, input_image, input_label, clip_min=clip_min,
+                                      clip_max=clip_max, soft_label=soft_label)
     if epsilon == 0.0 or images.shape[0] == 0:
         return images
-    attack = compiled_attack(model, training_flag=training_flag, soft_label=bool(soft_label),
-                             **static)
-    return attack(images, labels, *numbers)
+    attack = compiled_attack(model, training_flag=accepts_training_flag(model),
+                             soft_label=bool(soft_label), **static)
+    return run_in_chunks(attack, batch_size, images, labels, *numbers)
 
 
 def _attack_in_graph(model, input_image, input_label, soft_label, epsilon, numbers, static):
     """The attack traced inline when called inside the caller's ``tf.function``.
 
-    The data checks that need concrete values (NaN, label range, the model's shape probe) are
-    skipped there; labels may be indices ``(N,)``/``(N, 1)`` or one-hot ``(N, K)``.
+    The data checks that need concrete values (NaN, pixel and label range, the model's shape
+    probe) are skipped there; labels may be indices ``(N,)``/``(N, 1)`` or one-hot ``(N, K)``.
     """
     images = tf.cast(input_image, tf.float32)
-    training_flag = accepts_training_flag(model)
-
-    def model_fn(batch):
-        return call_model(model, batch, training_flag)
-
+    model_fn = attack_logits_fn(model)
     if soft_label:
         labels = tf.argmax(model_fn(images), axis=1, output_type=tf.int32)
     else:

@@ -1,32 +1,37 @@
 """``python -m adversarial.evaluate``: robustness of the models that ``adversarial.train`` saved.
 
-Loads ``standard.keras`` and ``pgd_trained.keras`` from ``--output-dir`` and writes there:
+Loads ``standard.keras`` and ``pgd_trained.keras`` from ``--output-dir``, attacks the test digits
+of the dataset they were trained on (from ``train_config.json``; MNIST: 1,000 real digits of
+:func:`data_stubs.mnist.load_mnist`) with :func:`adversarial.robustness.evaluate_robustness` (an
+AutoAttack-style ensemble: APGD-CE, APGD-T with the DLR loss, Square, PGD with the margin loss;
+per-example worst case) at every ``--epsilons`` and writes there:
 
-- ``robustness.json``: ``{model name: {attack: {epsilon: accuracy}}}`` for the attacks ``fgsm``,
-  ``pgd`` and ``mim`` over the digits' test set (accuracy over ALL test images; epsilon keys are
-  strings like ``"0.05"``; ``"0.0"`` is the clean accuracy);
-- ``szegedy.json``: average minimal distortion per model, the cross-model transfer matrix with
-  Gaussian-noise baselines, and the targeted PGD success rate;
+- ``robustness.json``: ``{model: {epsilon: {"clean_accuracy", "robust_accuracy",
+  "robust_accuracy_ci95": [low, high], "num_examples", "per_attack": {attack: accuracy},
+  "warnings": [...]}}}`` (epsilon keys are strings like ``"0.1"``); the warnings (failed sanity
+  checks such as gradient masking) are also printed;
+- ``szegedy.json`` with ``--szegedy 1``: average minimal distortion per model, the cross-model
+  transfer matrix with Gaussian-noise baselines and the targeted PGD success rate (the paper's
+  own MNIST table comes from ``python -m adversarial.szegedy``);
 - the figures ``adversarial_accuracy_vs_epsilon.png``, ``adversarial_examples.png`` and
   ``adversarial_loss_surface_<model>.png``;
 - ``evaluate_config.json``: the options used.
 
-Iterative attacks use ``step_size = step_size_factor * epsilon / num_steps``.
-This module imports TensorFlow only once the options are valid (``adversarial/__init__.py``,
-which ``python -m`` runs first, currently imports it eagerly, so ``--help`` waits for it).
+This module imports TensorFlow only once the options are valid.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from dataclasses import dataclass
 
-from adversarial.train import MODEL_NAMES, CliError, run_cli
+from adversarial.train import DATASETS, MODEL_NAMES, CliError, load_data, run_cli
 from data_stubs.files import write_atomic, write_json_atomic
 
-ATTACKS = ("fgsm", "pgd", "mim")
+ATTACKS = ("apgd-ce", "apgd-t", "square", "pgd-margin")  # evaluate_robustness's ensemble
 
 
 @dataclass
@@ -34,14 +39,16 @@ class EvaluateConfig:
     """Options of ``python -m adversarial.evaluate`` (saved as ``evaluate_config.json``)."""
 
     output_dir: str = "runs/adversarial"  # folder with standard.keras and pgd_trained.keras
-    epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # L-inf budgets
-    attacks: tuple[str, ...] = ATTACKS  # any of fgsm,pgd,mim
-    num_steps: int = 20  # steps of PGD and MIM (PGD-20)
-    step_size_factor: float = 2.5  # iterative step size = factor * epsilon / num_steps
-    test_size: int = 0  # evaluate on the first N test images; 0: all 450
-    batch_size: int = 512  # images per attack call
+    dataset: str = "auto"  # "auto" (from train_config.json), "mnist" or "digits"
+    epsilons: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)  # L-inf budgets
+    attacks: tuple[str, ...] = ATTACKS  # any of apgd-ce,apgd-t,square,pgd-margin
+    num_steps: int = 50  # iterations of APGD and PGD
+    num_queries: int = 500  # queries of the Square attack
+    restarts: int = 1  # random restarts of every white-box attack
+    test_size: int = 500  # evaluate on the first N test images; 0: all
+    batch_size: int = 256  # images per attack call
     figure_epsilon: float = 0.2  # budget of the example figure and of the Szegedy tables
-    szegedy: int = 1  # 1: also write szegedy.json (distortion, transfer, targeted); 0: skip
+    szegedy: int = 0  # 1: also write szegedy.json (distortion, transfer, targeted); 0: skip
     distortion_step: float = 0.01  # grid of the minimal-distortion search: step, 2 step, .., 0.5
     seed: int = 0  # seed of the attacks' random starts and of the noise baselines
 
@@ -53,11 +60,11 @@ class EvaluateConfig:
         if not self.attacks or unknown:
             raise ValueError(f"--attacks must be a subset of {','.join(ATTACKS)}, "
                              f"got {','.join(self.attacks)!r}")
-        for name in ("num_steps", "batch_size"):
+        for name in ("num_steps", "num_queries", "restarts", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, "
                                  f"got {getattr(self, name)!r}")
-        for name in ("step_size_factor", "figure_epsilon", "distortion_step"):
+        for name in ("figure_epsilon", "distortion_step"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, "
                                  f"got {getattr(self, name)!r}")
@@ -65,6 +72,9 @@ class EvaluateConfig:
             raise ValueError(f"--test-size must be >= 0, got {self.test_size!r}")
         if self.szegedy not in (0, 1):
             raise ValueError(f"--szegedy must be 0 or 1, got {self.szegedy!r}")
+        if self.dataset not in ("auto", *DATASETS):
+            raise ValueError(f"--dataset must be 'auto', 'mnist' or 'digits', "
+                             f"got {self.dataset!r}")
         if not self.output_dir or not os.path.isdir(self.output_dir):
             raise ValueError(f"--output-dir must be an existing folder, got {self.output_dir!r}")
         for name in MODEL_NAMES:
@@ -72,6 +82,24 @@ class EvaluateConfig:
             if not os.path.isfile(path):
                 raise ValueError(f"--output-dir must contain {name}.keras (run "
                                  f"python -m adversarial.train first), missing {path!r}")
+
+
+def dataset_of(config: EvaluateConfig) -> str:
+    """The dataset to test on: ``--dataset``, or the one in ``train_config.json``."""
+    if config.dataset != "auto":
+        return config.dataset
+    path = os.path.join(config.output_dir, "train_config.json")
+    try:
+        with open(path) as handle:
+            dataset = json.load(handle).get("dataset")
+    except (OSError, ValueError, AttributeError) as err:
+        raise CliError(f"--dataset auto needs a readable {path!r} (written by "
+                       f"python -m adversarial.train); pass --dataset mnist or digits "
+                       f"({type(err).__name__})") from err
+    if dataset not in DATASETS:
+        raise CliError(f"--dataset auto: {path!r} names dataset {dataset!r}; pass --dataset "
+                       f"mnist or digits")
+    return dataset
 
 
 def epsilon_key(epsilon: float) -> str:
@@ -101,18 +129,46 @@ def load_models(output_dir: str) -> dict:
 
 
 def robustness_table(models: dict, x, y, config: EvaluateConfig) -> dict:
-    """``{model: {attack: {epsilon key: accuracy}}}`` (the ``robustness.json`` schema)."""
-    from adversarial.evaluation import robust_accuracy
+    """``{model: {epsilon key: evaluate_robustness result}}`` (the ``robustness.json`` schema).
+
+    Epsilon 0 gives the clean accuracy (no attack is run); the per-example ``robust`` flags
+    are dropped and the interval is a list, so that the table is JSON.
+    """
+    from adversarial.robustness import evaluate_robustness
 
     table = {}
     for name, model in models.items():
-        result = robust_accuracy(model, x, y, config.epsilons, config.attacks,
-                                 num_steps=config.num_steps,
-                                 step_size_factor=config.step_size_factor,
-                                 batch_size=config.batch_size, seed=config.seed)
-        table[name] = {attack: {epsilon_key(e): acc for e, acc in curve.items()}
-                       for attack, curve in result.items()}
+        table[name] = {}
+        for epsilon in config.epsilons:
+            result = evaluate_robustness(
+                model, x, y, float(epsilon), seed=config.seed, batch_size=config.batch_size,
+                attacks=config.attacks, num_steps=config.num_steps,
+                num_queries=config.num_queries, restarts=config.restarts)
+            table[name][epsilon_key(epsilon)] = _json_ready(result)
     return table
+
+
+def _json_ready(result: dict) -> dict:
+    keys = ("clean_accuracy", "robust_accuracy", "robust_accuracy_ci95", "num_examples",
+            "per_attack", "warnings")
+    ready = {key: result[key] for key in keys}
+    ready["robust_accuracy_ci95"] = [float(v) for v in result["robust_accuracy_ci95"]]
+    ready["per_attack"] = {k: float(v) for k, v in result["per_attack"].items()}
+    ready["warnings"] = [str(w) for w in result["warnings"]]
+    return ready
+
+
+def accuracy_curves(table: dict) -> tuple[dict, dict]:
+    """``({model: {curve: {eps: acc}}}, {model: {eps: (low, high)}})`` for the figure: one curve
+    per attack plus the per-example worst case, with its 95% interval."""
+    curves, intervals = {}, {}
+    for name, per_epsilon in table.items():
+        curves[name] = {"worst case": {e: r["robust_accuracy"] for e, r in per_epsilon.items()}}
+        intervals[name] = {e: tuple(r["robust_accuracy_ci95"]) for e, r in per_epsilon.items()}
+        for e, r in per_epsilon.items():
+            for attack, acc in r["per_attack"].items():
+                curves[name].setdefault(attack, {})[e] = acc
+    return curves, intervals
 
 
 def distortion_grid(config: EvaluateConfig, largest: float = 0.5) -> list[float]:
@@ -125,7 +181,7 @@ def szegedy_tables(models: dict, x, y, config: EvaluateConfig) -> dict:
     """Average minimal distortion, transfer matrix and targeted success (JSON-ready)."""
     from adversarial import evaluation as ev
 
-    kwargs = {"num_steps": config.num_steps, "step_size_factor": config.step_size_factor,
+    kwargs = {"num_steps": config.num_steps, "step_size_factor": 2.5,
               "batch_size": config.batch_size, "seed": config.seed}
     distortion = {}
     for name, model in models.items():
@@ -153,12 +209,15 @@ def write_figures(models: dict, table: dict, x, y, config: EvaluateConfig) -> li
 
     out = config.output_dir
     paths = [os.path.join(out, "adversarial_accuracy_vs_epsilon.png")]
-    _save_figure_atomic(plots.plot_accuracy_vs_epsilon(table), paths[-1])
+    curves, intervals = accuracy_curves(table)
+    _save_figure_atomic(plots.plot_accuracy_vs_epsilon(
+        curves, title="Robust accuracy (worst case over the attacks, 95% interval)",
+        intervals=intervals), paths[-1])
     picks = list(range(min(3, len(x))))
     eps = config.figure_epsilon
     adv = ev.adversarial_examples(models["standard"], x[picks], y[picks], "pgd", eps,
                                   num_steps=config.num_steps, seed=config.seed,
-                                  step_size=config.step_size_factor * eps / config.num_steps)
+                                  step_size=2.5 * eps / config.num_steps)
     paths.append(os.path.join(out, "adversarial_examples.png"))
     _save_figure_atomic(plots.plot_adversarial_examples(models["standard"], x[picks], adv,
                                                         y[picks], epsilon=eps), paths[-1])
@@ -174,12 +233,11 @@ def run(config: EvaluateConfig) -> dict:
     """Evaluate both models, write the JSON files and figures; returns the robustness table."""
     import keras
 
-    from data_stubs.digits import load_digits
-
     keras.utils.set_random_seed(config.seed)
+    dataset = dataset_of(config)
     write_json_atomic(os.path.join(config.output_dir, "evaluate_config.json"),
-                      dataclasses.asdict(config))
-    data = load_digits(seed=0)
+                      dict(dataclasses.asdict(config), dataset=dataset))
+    data = load_data(dataset)
     size = config.test_size or len(data.x_test)
     x, y = data.x_test[:size], data.y_test[:size]
     models = load_models(config.output_dir)
@@ -189,11 +247,24 @@ def run(config: EvaluateConfig) -> dict:
         write_json_atomic(os.path.join(config.output_dir, "szegedy.json"),
                           szegedy_tables(models, x, y, config))
     write_figures(models, table, x, y, config)
-    for name, per_attack in table.items():
-        print(f"[adversarial.evaluate] {name}: " + "; ".join(
-            f"{attack} " + " ".join(f"{e}:{acc:.3f}" for e, acc in curve.items())
-            for attack, curve in per_attack.items()), flush=True)
+    for line in summary_lines(table):
+        print(line, flush=True)
     return table
+
+
+def summary_lines(table: dict) -> list[str]:
+    """One line per model and epsilon (robust accuracy, its interval, the attacks), then the
+    warnings of the sanity checks."""
+    lines = []
+    for name, per_epsilon in table.items():
+        for e, r in per_epsilon.items():
+            low, high = r["robust_accuracy_ci95"]
+            attacks = " ".join(f"{a} {acc:.3f}" for a, acc in r["per_attack"].items())
+            lines.append(f"[adversarial.evaluate] {name} eps {e}: robust {r['robust_accuracy']:.3f}"
+                         f" [{low:.3f}, {high:.3f}] (clean {r['clean_accuracy']:.3f}, "
+                         f"n={r['num_examples']}){'; ' + attacks if attacks else ''}")
+            lines += [f"[adversarial.evaluate] WARNING {name} eps {e}: {w}" for w in r["warnings"]]
+    return lines
 
 
 def main(argv=None) -> int:

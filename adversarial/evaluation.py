@@ -1,9 +1,12 @@
 """Robustness evaluation: robust accuracy, targeted success, minimal distortion, transferability.
 
-All functions take any model that maps a batch to logits (see :func:`adversarial._common.call_model`),
-images as NHWC arrays in ``[clip_value_min, clip_value_max]`` (``[0, 1]`` by default) and labels as
-class indices or one-hot rows; they run the attacks batch by batch and return plain floats,
-dicts and numpy arrays. Plotting lives in :mod:`adversarial.plots`.
+All functions take any model that maps a batch to scores (see :mod:`adversarial.contract`: a
+softmax head is read through its log-probabilities), images as NHWC arrays in
+``[clip_value_min, clip_value_max]`` (``[0, 1]`` by default) and labels in every form of
+:func:`adversarial.contract.parse_labels` (``(N,)``, Keras-style ``(N, 1)``, one-hot rows);
+they run the attacks in chunks of ``batch_size`` (the package's attacks chunk the data
+themselves, so their random starts, and the results, do not depend on ``batch_size``) and
+return plain floats, dicts and numpy arrays. Plotting lives in :mod:`adversarial.plots`.
 
 Attacks are given by name (``"fgsm"``, ``"pgd"``, ``"mim"``, resolved to
 :func:`adversarial.fgsm_attack` etc.) or as any callable
@@ -21,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from adversarial._common import accepts_training_flag, call_model
+from adversarial._common import attack_logits_fn, num_classes_of
+from adversarial.contract import as_image_tensor, check_int, parse_labels
 from adversarial.distances import rms_distance
 
 ATTACK_NAMES = ("fgsm", "pgd", "mim")
@@ -34,9 +38,7 @@ DEFAULT_EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 
 def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def _check_epsilon(name: str, value) -> float:
@@ -50,27 +52,22 @@ def _check_epsilon(name: str, value) -> float:
 
 
 def _as_images(images) -> np.ndarray:
-    array = np.asarray(images, dtype=np.float32)
+    array = as_image_tensor(images, "images").numpy()
     if array.ndim < 2 or len(array) == 0:
         raise ValueError(f"images must be a non-empty batch (N, ...), got shape {array.shape!r}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("images must be finite, got NaN or inf values")
     return array
 
 
-def _as_class_indices(labels, num_images: int, name: str = "labels") -> np.ndarray:
-    """Class indices ``(N,)`` int32 from indices ``(N,)`` or one-hot / probability rows ``(N, K)``."""
-    array = np.asarray(labels)
-    if array.ndim == 2:
-        array = np.argmax(array, axis=1)
-    if array.ndim != 1 or len(array) != num_images:
-        raise ValueError(f"{name} must have shape ({num_images},) or ({num_images}, K), "
-                         f"got shape {np.shape(labels)!r}")
-    if not np.issubdtype(array.dtype, np.integer) and not np.all(np.mod(array, 1) == 0):
-        raise ValueError(f"{name} must be integer class indices, got {array[:5]!r}...")
-    if np.any(array < 0):
-        raise ValueError(f"{name} must be >= 0, got min {array.min()!r}")
-    return array.astype(np.int32)
+def _as_class_indices(labels, num_images: int, name: str = "labels",
+                      num_classes: int | None = None) -> np.ndarray:
+    """Class indices ``(N,)`` int32 by THE label parser (:func:`adversarial.contract.parse_labels`)."""
+    return parse_labels(labels, num_images, num_classes, name)
+
+
+def _model_labels(model, images: np.ndarray, labels, name: str = "labels") -> np.ndarray:
+    """Labels parsed against the model's number of classes (out of range -> ValueError)."""
+    num_classes = num_classes_of(model, as_image_tensor(images[:32], "images"))
+    return parse_labels(labels, len(images), num_classes, name)
 
 
 def resolve_attack(attack) -> tuple[str, Callable]:
@@ -100,11 +97,15 @@ def _attack_kwargs(name: str, epsilon: float, num_steps: int, step_size_factor: 
 
 
 def predict_logits(model, images, batch_size: int = 256) -> np.ndarray:
-    """Logits ``(N, K)`` of ``model`` on ``images`` in inference mode, batch by batch."""
+    """Scores ``(N, K)`` the attacks use, in inference mode, batch by batch.
+
+    Logits for a logits model; for a softmax model (any form) the scores before the softmax or
+    the log-probabilities (same argmax, same cross entropy); ``[0, z]`` for one binary score.
+    """
     images = _as_images(images)
     batch_size = _check_positive_int("batch_size", batch_size)
-    flag = accepts_training_flag(model)
-    parts = [np.asarray(call_model(model, images[i:i + batch_size], flag))
+    logits_fn = attack_logits_fn(model)
+    parts = [np.asarray(logits_fn(images[i:i + batch_size]))
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float32)
 
@@ -117,8 +118,9 @@ def predict_labels(model, images, batch_size: int = 256) -> np.ndarray:
 def accuracy(model, images, labels, batch_size: int = 256) -> float:
     """Share of ``images`` whose predicted class equals ``labels``, in [0, 1]."""
     images = _as_images(images)
-    labels = _as_class_indices(labels, len(images))
-    return float(np.mean(predict_labels(model, images, batch_size) == labels))
+    logits = predict_logits(model, images, batch_size)
+    labels = _as_class_indices(labels, len(images), num_classes=logits.shape[1])
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
 def adversarial_examples(model, images, labels, attack="pgd", epsilon: float = 0.3, *,
@@ -128,23 +130,27 @@ def adversarial_examples(model, images, labels, attack="pgd", epsilon: float = 0
     Args:
         model: callable mapping ``(N, ...)`` to logits ``(N, K)``.
         images: ``(N, ...)`` float images.
-        labels: ``(N,)`` class indices or ``(N, K)`` one-hot (the targets if
+        labels: ``(N,)``/``(N, 1)`` class indices or ``(N, K)`` one-hot (the targets if
             ``targeted=True`` is passed on to the attack).
         attack: ``"fgsm"``, ``"pgd"``, ``"mim"`` or a callable.
         epsilon: the attack's budget, >= 0; 0 returns the images unchanged.
-        batch_size: examples per attack call.
+        batch_size: examples per compiled call (memory); the package's attacks give the same
+            result for every batch size.
         **attack_kwargs: passed on to the attack (``num_steps``, ``step_size``, ``seed``, ...).
 
     Returns:
         ``(N, ...)`` float32 array.
     """
     images = _as_images(images)
-    labels = _as_class_indices(labels, len(images))
+    labels = _model_labels(model, images, labels)
     epsilon = _check_epsilon("epsilon", epsilon)
     batch_size = _check_positive_int("batch_size", batch_size)
-    _, attack_fn = resolve_attack(attack)
+    name, attack_fn = resolve_attack(attack)
     if epsilon == 0:
         return images.copy()
+    if name in ATTACK_NAMES:  # the attack chunks itself, with per-example random streams
+        return np.asarray(attack_fn(model, images, labels, epsilon=epsilon,
+                                    batch_size=batch_size, **attack_kwargs), np.float32)
     parts = [np.asarray(attack_fn(model, images[i:i + batch_size], labels[i:i + batch_size],
                                   epsilon=epsilon, **attack_kwargs))
              for i in range(0, len(images), batch_size)]
@@ -181,7 +187,7 @@ def robust_accuracy(model, images, labels, epsilons: Sequence[float] = DEFAULT_E
         ``{attack name: {epsilon (float): accuracy in [0, 1]}}``.
     """
     images = _as_images(images)
-    labels = _as_class_indices(labels, len(images))
+    labels = _model_labels(model, images, labels)
     epsilons = [_check_epsilon("epsilons", e) for e in epsilons]
     num_steps = _check_positive_int("num_steps", num_steps)
     if not float(step_size_factor) > 0:
@@ -209,7 +215,8 @@ def random_target_labels(labels, num_classes: int, seed: int = 0) -> np.ndarray:
     num_classes = _check_positive_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2 for a target != label, got {num_classes!r}")
-    labels = np.asarray(labels).astype(np.int64)
+    array = np.asarray(labels)
+    labels = parse_labels(array, len(array) if array.ndim else 1, num_classes).astype(np.int64)
     shift = np.random.default_rng(seed).integers(1, num_classes, size=labels.shape)
     return ((labels + shift) % num_classes).astype(np.int32)
 
@@ -237,10 +244,10 @@ def targeted_success_rate(model, images, target_labels, attack="pgd", epsilon: f
         The success rate in [0, 1].
     """
     images = _as_images(images)
-    targets = _as_class_indices(target_labels, len(images), "target_labels")
+    targets = _model_labels(model, images, target_labels, "target_labels")
     keep = np.ones(len(images), bool)
     if true_labels is not None:
-        keep = _as_class_indices(true_labels, len(images), "true_labels") != targets
+        keep = _model_labels(model, images, true_labels, "true_labels") != targets
         if not keep.any():
             raise ValueError("true_labels equal target_labels everywhere; nothing to attack")
     name, _ = resolve_attack(attack)
@@ -284,7 +291,7 @@ def minimal_distortion(model, images, labels, attack="pgd",
         of the correctly classified examples flipped within the grid).
     """
     images = _as_images(images)
-    labels = _as_class_indices(labels, len(images))
+    labels = _model_labels(model, images, labels)
     grid = [_check_epsilon("epsilons", e) for e in epsilons]
     if not grid or min(grid) <= 0 or any(b <= a for a, b in itertools.pairwise(grid)):
         raise ValueError(f"epsilons must be increasing and > 0, got {epsilons!r}")
@@ -360,7 +367,7 @@ def transfer_matrix(models: Mapping, images, labels, attack="fgsm", epsilon: flo
     if not isinstance(models, Mapping) or not models:
         raise TypeError(f"models must be a non-empty mapping name -> model, got {models!r}")
     images = _as_images(images)
-    labels = _as_class_indices(labels, len(images))
+    labels = _model_labels(next(iter(models.values())), images, labels)
     epsilon = _check_epsilon("epsilon", epsilon)
     name, _ = resolve_attack(attack)
     kwargs = _attack_kwargs(name, epsilon, _check_positive_int("num_steps", num_steps),

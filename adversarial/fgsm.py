@@ -11,7 +11,7 @@ from adversarial._common import run_attack
 
 def fgsm_attack(model, input_image, input_label, epsilon=0.3, clip_value_min=0.,
                 clip_value_max=1.0, soft_label=False, *, targeted=False, norm=np.inf, loss="ce",
-                seed=None):
+                seed=None, batch_size=256):
     """One gradient step of size ``epsilon``, then clip to the valid range.
 
     Untargeted: ``x_adv = clip(x + eps * sign(grad_x l(f(x), y)), min, max)``.
@@ -42,4 +42,5 @@ def fgsm_attack(model, input_image, input_label, epsilon=0.3, clip_value_min=0.,
     """
     return run_attack(model, input_image, input_label, epsilon=epsilon,
                       clip_value_min=clip_value_min, clip_value_max=clip_value_max,
-                      soft_label=soft_label, targeted=targeted, norm=norm, loss=loss, seed=seed)
+                      soft_label=soft_label, targeted=targeted, norm=norm, loss=loss, seed=seed,
+                      batch_size=batch_size)

@@ -29,17 +29,15 @@ import scipy.optimize
 import tensorflow as tf
 
 from adversarial._common import (
-    accepts_training_flag,
-    as_image_tensor,
-    as_label_indices,
-    call_model,
+    attack_logits_fn,
     check_clip_range,
     check_int,
     check_real,
-    model_cache,
-    num_classes_of,
+    compiled,
+    prepare_batch,
     weak_model,
 )
+from adversarial.contract import require_input_gradient
 
 
 class LBFGSResult(NamedTuple):
@@ -51,11 +49,14 @@ class LBFGSResult(NamedTuple):
     distortion: np.ndarray  # (N,) float64: ||x_adv - x||_2
 
 
-def _value_and_gradient_fn(model, image_shape, training_flag):
-    """Compiled ``(z, x, c, l) -> (c*||z-x||^2 + CE(f(z), l), gradient)`` for one image."""
-    key = ("lbfgs", image_shape, training_flag)
-    cache = model_cache(model)
-    if key not in cache:
+def _value_and_gradient_fn(model, image_shape):
+    """Compiled ``(z, x, c, l) -> (c*||z-x||^2 + CE(f(z), l), gradient)`` for one image.
+
+    ``f`` gives the attack logits (:func:`adversarial._common.attack_logits_fn`: the
+    log-probabilities of a softmax model, whose cross entropy equals that of its logits).
+    """
+
+    def build():
         get_model = weak_model(model)
         spec = tf.TensorSpec((1, *image_shape), tf.float32)
 
@@ -64,15 +65,17 @@ def _value_and_gradient_fn(model, image_shape, training_flag):
         def value_and_gradient(candidate, clean, c, target):
             with tf.GradientTape() as tape:
                 tape.watch(candidate)
-                logits = tf.cast(call_model(get_model(), candidate, training_flag), tf.float32)
+                logits = attack_logits_fn(get_model())(candidate)
                 loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits)
                 value = c * tf.reduce_sum(tf.square(candidate - clean)) + tf.reduce_sum(loss)
             predicted = tf.argmax(logits, axis=1, output_type=tf.int32)[0]
-            return value, tape.gradient(value, candidate), predicted
+            gradient = require_input_gradient(tape.gradient(value, candidate))
+            return value, gradient, predicted
 
         # the concrete function skips tf.function's dispatch, ~7x faster per scipy evaluation
-        cache[key] = value_and_gradient.get_concrete_function()
-    return cache[key]
+        return value_and_gradient.get_concrete_function()
+
+    return compiled(model, ("lbfgs", image_shape), build)
 
 
 def _minimise(fn, clean, target, c, bounds, max_iterations):
@@ -132,9 +135,11 @@ def lbfgs_attack(model, input_image, target_label, *, clip_value_min=0., clip_va
     """Targeted minimal-distortion adversarial examples of Szegedy et al. (see module doc).
 
     Args:
-        model: any callable mapping a batch to logits ``(N, K)``; called with
-            ``training=False`` when it accepts it, never modified.
-        input_image: ``(N, ...)`` clean images in ``[clip_value_min, clip_value_max]``.
+        model: any callable mapping a batch to logits ``(N, K)`` (a softmax head is attacked
+            through its log-probabilities); called with ``training=False`` when it accepts
+            it, never modified.
+        input_image: ``(N, ...)`` clean images in ``[clip_value_min, clip_value_max]``
+            (values outside are refused with a ValueError).
         target_label: ``(N,)`` target classes, ``(N, K)`` one-hot rows, or one class for all.
         clip_value_min, clip_value_max: the box (``[0, 1]`` in the paper).
         c_init: first ``c > 0`` of the search.
@@ -154,11 +159,10 @@ def lbfgs_attack(model, input_image, target_label, *, clip_value_min=0., clip_va
     c_init = check_real(c_init, "c_init", minimum=0.0, strict=True)
     search_steps = check_int(search_steps, "search_steps")
     max_iterations = check_int(max_iterations, "max_iterations")
-    images = as_image_tensor(input_image)
-    training_flag = accepts_training_flag(model)
-    num_classes = num_classes_of(model, images, training_flag)
-    targets = as_label_indices(target_label, images.shape[0], num_classes, "target_label")
-    fn = _value_and_gradient_fn(model, tuple(images.shape[1:]), training_flag)
+    images, targets, _ = prepare_batch(model, input_image, target_label, clip_min=low,
+                                       clip_max=high, label_name="target_label")
+    targets = targets.numpy()
+    fn = _value_and_gradient_fn(model, tuple(images.shape[1:]))
     bounds = (None if math.isinf(low) else low, None if math.isinf(high) else high)
     rows = [_attack_one(fn, images[i:i + 1], int(targets[i]), c_init, search_steps, bounds,
                         max_iterations) for i in range(images.shape[0])]

@@ -11,7 +11,7 @@ from adversarial._common import run_attack
 
 def mim_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_size=0.01,
                decay=1.0, clip_value_min=0., clip_value_max=1.0, soft_label=False, *,
-               targeted=False, random_init=True, loss="ce", seed=None):
+               targeted=False, random_init=True, loss="ce", seed=None, batch_size=256):
     """PGD whose step follows the sign of an accumulated, L1-normalised gradient (L-inf).
 
     ``x_0 = x + U(-eps, eps)``, ``v_{t+1} = decay * v_t + g_t / ||g_t||_1`` with ``g_t =
@@ -35,4 +35,5 @@ def mim_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_
     return run_attack(model, input_image, input_label, epsilon=epsilon, num_steps=num_steps,
                       step_size=step_size, decay=decay, clip_value_min=clip_value_min,
                       clip_value_max=clip_value_max, soft_label=soft_label, targeted=targeted,
-                      random_init=random_init, norm=np.inf, loss=loss, seed=seed)
+                      random_init=random_init, norm=np.inf, loss=loss, seed=seed,
+                      batch_size=batch_size)

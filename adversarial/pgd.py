@@ -11,7 +11,7 @@ from adversarial._common import run_attack
 
 def pgd_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_size=0.01,
                clip_value_min=0., clip_value_max=1.0, soft_label=False, *, targeted=False,
-               random_init=True, norm=np.inf, loss="ce", restarts=1, seed=None):
+               random_init=True, norm=np.inf, loss="ce", restarts=1, seed=None, batch_size=256):
     """``num_steps`` projected steps of steepest ascent of the loss inside the epsilon ball.
 
     ``x_0 = x + U(-eps, eps)`` (``random_init``; ``False`` gives the basic iterative method),
@@ -52,4 +52,5 @@ def pgd_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_
     return run_attack(model, input_image, input_label, epsilon=epsilon, num_steps=num_steps,
                       step_size=step_size, clip_value_min=clip_value_min,
                       clip_value_max=clip_value_max, soft_label=soft_label, targeted=targeted,
-                      random_init=random_init, norm=norm, loss=loss, restarts=restarts, seed=seed)
+                      random_init=random_init, norm=norm, loss=loss, restarts=restarts, seed=seed,
+                      batch_size=batch_size)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from adversarial._common import call_model
 
-_LINESTYLES = {"fgsm": ":", "pgd": "-", "mim": "--"}
+_LINESTYLES = {"fgsm": ":", "pgd": "-", "mim": "--", "worst case": "-"}
 
 
 def _sorted_curve(curve: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -24,16 +24,26 @@ def _sorted_curve(curve: Mapping) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(eps), np.asarray(acc)
 
 
-def plot_accuracy_vs_epsilon(results: Mapping, title: str = "Robust accuracy on the digits"
-                             ) -> Figure:
+def _sorted_band(band: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``{epsilon: (low, high)}`` sorted by epsilon; intervals must be within [0, 1]."""
+    points = sorted((float(eps), float(low), float(high)) for eps, (low, high) in band.items())
+    eps, low, high = (np.asarray(column) for column in zip(*points))
+    if np.any(low > high) or low.min() < 0 or high.max() > 1:
+        raise ValueError(f"intervals must be (low, high) pairs within [0, 1], got {band!r}")
+    return eps, low, high
+
+
+def plot_accuracy_vs_epsilon(results: Mapping, title: str = "Robust accuracy",
+                             intervals: Mapping | None = None) -> Figure:
     """Accuracy against the L-inf budget epsilon, one line per model and attack.
 
     Args:
-        results: ``{model name: {attack: {epsilon: accuracy}}}``, the schema of
-            ``robustness.json`` (epsilon keys may be strings); a single model's
-            ``{attack: {epsilon: accuracy}}`` from :func:`adversarial.evaluation.robust_accuracy`
-            is accepted as well.
+        results: ``{model name: {attack: {epsilon: accuracy}}}`` (epsilon keys may be strings
+            like ``"0.05"``); a single model's ``{attack: {epsilon: accuracy}}`` from
+            :func:`adversarial.evaluation.robust_accuracy` is accepted as well.
         title: the axes title.
+        intervals: optional ``{model name: {epsilon: (low, high)}}`` confidence intervals of
+            the model's ``"worst case"`` curve (accuracies in [0, 1]), drawn as a band.
 
     Returns:
         A figure with one axes: x epsilon, y accuracy in [0, 1] (in %).
@@ -52,6 +62,10 @@ def plot_accuracy_vs_epsilon(results: Mapping, title: str = "Robust accuracy on 
             eps, acc = _sorted_curve(curve)
             ax.plot(eps, 100 * acc, _LINESTYLES.get(attack, "-."), color=colour, marker="o",
                     markersize=3, label=f"{model_name}, {attack}")
+        if intervals and model_name in intervals:
+            eps, low, high = _sorted_band(intervals[model_name])
+            ax.fill_between(eps, 100 * low, 100 * high, color=colour, alpha=0.2,
+                            label=f"{model_name}, 95% interval")
     ax.set(xlabel="epsilon (L-inf, pixels in [0, 1])", ylabel="accuracy (%)", ylim=(-2, 102),
            title=title)
     ax.grid(alpha=0.3)

@@ -136,7 +136,7 @@ def test_no_retracing_for_repeated_shapes(test_batch):
         return model(images, training=False)
 
     for seed in range(3):
-        pgd_attack(logits, x + 0.01 * seed, y, epsilon=0.1, step_size=0.01 * (seed + 1),
+        pgd_attack(logits, 0.9 * x + 0.01 * seed, y, epsilon=0.1, step_size=0.01 * (seed + 1),
                    num_steps=3 + seed, seed=seed)
         if seed == 0:
             after_first = len(traces)

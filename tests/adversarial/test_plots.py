@@ -73,3 +73,16 @@ def test_loss_surface_figure_has_a_3d_surface_and_a_region_map():
     bad = dict(surface, loss=surface["loss"][:3])
     with pytest.raises(ValueError, match="loss"):
         plots.plot_loss_surface(bad)
+
+
+def test_accuracy_vs_epsilon_draws_the_worst_case_interval_as_a_band():
+    results = {"robust": {"worst case": {"0.0": 0.9, "0.1": 0.7}, "apgd-ce": {"0.1": 0.75}}}
+    fig = plots.plot_accuracy_vs_epsilon(
+        results, intervals={"robust": {"0.1": (0.6, 0.8), "0.0": (0.85, 0.95)}})
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1  # the band
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(60) and band[:, 1].max() == pytest.approx(95)
+    assert "robust, 95% interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="intervals must be"):
+        plots.plot_accuracy_vs_epsilon(results, intervals={"robust": {"0.1": (0.8, 0.6)}})

@@ -58,7 +58,8 @@ def test_bad_images_and_labels(small, attack):
     with pytest.raises(ValueError, match=r"input_label must be in \[0, 4\), got \[7\] at "
                                          r"positions \[2\]"):
         attack(model, x, [0, 1, 7, 3, 0])
-    with pytest.raises(ValueError, match=r"input_label must hold 5 class .*got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"input_label must have shape \(5,\), \(5, 1\) or one-hot "
+                                         r"rows \(5, 4\), got shape \(3,\)"):
         attack(model, x, y[:3])
     with pytest.raises(ValueError, match="input_label must be integer class indices"):
         attack(model, x, y + 0.5)
