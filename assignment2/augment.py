@@ -19,6 +19,7 @@ any integer dtype the resampling op supports, e.g. ``int32``, in tests).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -202,37 +203,125 @@ def _random_factor(seed, scale_range):
     return tf.exp(tf.random.stateless_uniform([], seed, minval=lo, maxval=hi))
 
 
-def augment(image, mask, seed, config: AugmentConfig | None = None):
-    """Scale, rotate, crop and flip image and mask with shared random parameters.
+def _draw(seed, config: AugmentConfig):
+    """The random parameters of one element: scale factor, angle (radians), flips, position."""
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    factor = _random_factor(seeds[0], config.scale_range) if config.scale else tf.constant(1.0)
+    angle = _random_angle(seeds[1], float(config.max_angle)) if config.rotate \
+        else tf.constant(0.0)
+    position = tf.random.stateless_uniform([2], seeds[2])
+    flips = tf.random.stateless_uniform([2], seeds[3]) < 0.5 if config.flip \
+        else tf.constant([False, False])
+    return factor, angle, flips, position
 
-    The order (scale, rotate, crop, flip) resamples each pixel at most twice and ends with a
-    fixed output size, so augmented elements can be batched. Each step draws from its own
-    sub-seed of ``seed``; a switched-off step draws nothing and changes nothing.
+
+def _output_to_input(factor, angle, flips, position, tile_hw, out_hw):
+    """The affine map ``p_in = centre + M (p_out - c_out)`` of the fused transform.
+
+    ``M = R(angle) F / factor`` with ``R`` the rotation of :func:`rotate` and ``F`` the flips
+    (``diag(+-1, +-1)``). The crop covers ``side = out / factor`` input pixels per axis; its
+    top-left corner is uniform over the positions that keep it inside the tile (integer when the
+    factor is 1, so an unscaled, unrotated crop copies pixels exactly), centred when it is
+    larger than the tile. Coordinates are pixel indices (pixel centres at integers).
+
+    Returns:
+        ``(M (2, 2), centre (2,), c_out (2,))`` as float32, ``(x, y)`` order.
+    """
+    tile = tf.cast(tf.reverse(tile_hw, [0]), tf.float32)  # (W, H)
+    out = tf.cast(tf.reverse(out_hw, [0]), tf.float32)
+    side = out / factor
+    room = tile - side + 1.0
+    corner = tf.where(room >= 1.0, tf.floor(position * room), (tile - side) / 2.0)
+    centre = corner + (side - 1.0) / 2.0
+    c, s = tf.cos(angle), tf.sin(angle)
+    signs = tf.where(flips, -1.0, 1.0)
+    m = tf.reshape(tf.stack([c * signs[0], -s * signs[1], s * signs[0], c * signs[1]]), [2, 2])
+    return m / factor, centre, (out - 1.0) / 2.0
+
+
+def _needed_range(lo, hi, size):
+    """Input index range ``[start, stop)`` a transform can read on one axis, reflections included.
+
+    Samples span ``[lo, hi]`` (may leave the tile ``[0, size - 1]``). Bilinear sampling reads one
+    pixel further; a sample outside the tile is reflected at the tile edge (REFLECT mode), so the
+    window must then reach that edge and the reflected span. A window edge inside the tile is
+    never reached, so resampling the window equals resampling the whole tile.
+    """
+    last = tf.cast(size - 1, tf.float32)
+    start = tf.maximum(tf.floor(lo) - 1.0, 0.0)
+    stop = tf.minimum(tf.math.ceil(hi) + 1.0, last)
+    start = tf.where(hi > last, tf.minimum(start, tf.maximum(tf.floor(2 * last - hi) - 1.0,
+                                                             0.0)), start)
+    stop = tf.where(lo < 0, tf.maximum(stop, tf.minimum(tf.math.ceil(-lo) + 1.0, last)), stop)
+    start = tf.where(lo < 0, 0.0, start)
+    stop = tf.where(hi > last, last, stop)
+    start = tf.minimum(start, last)
+    return tf.cast(start, tf.int32), tf.cast(tf.maximum(stop, start), tf.int32) + 1
+
+
+def _fused(image, mask, m, centre, c_out, out_hw):
+    """Resample image (bilinear, mirrored outside) and mask (nearest, IGNORE outside) at once."""
+    offset = centre - tf.linalg.matvec(m, c_out)
+    coefficients = tf.stack([m[0, 0], m[0, 1], offset[0], m[1, 0], m[1, 1], offset[1],
+                             0.0, 0.0])[tf.newaxis]
+    common = dict(transforms=coefficients, output_shape=out_hw)
+    image = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[tf.newaxis], fill_value=0.0, interpolation="BILINEAR",
+        fill_mode="REFLECT", **common)[0]
+    mask = tf.raw_ops.ImageProjectiveTransformV3(
+        images=_mask_3d(mask)[tf.newaxis], fill_value=float(IGNORE_INDEX),
+        interpolation="NEAREST", fill_mode="CONSTANT", **common)[0, ..., 0]
+    return image, mask
+
+
+def _window(m, centre, c_out, tile_hw):
+    """``(top, left, bottom, right)`` of the input window the output crop reads."""
+    corners = tf.stack([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]]) * c_out - c_out
+    points = centre + tf.linalg.matvec(m, corners)  # (4, 2) as (x, y)
+    lo, hi = tf.reduce_min(points, 0), tf.reduce_max(points, 0)
+    left, right = _needed_range(lo[0], hi[0], tile_hw[1])
+    top, bottom = _needed_range(lo[1], hi[1], tile_hw[0])
+    return top, left, bottom, right
+
+
+def augment(image, mask, seed, config: AugmentConfig | None = None, *, prepare=None):
+    """Scale, rotate, crop and flip image and mask with shared random parameters, in ONE resampling.
+
+    The four steps compose into one affine map from output to input pixels
+    (:func:`_output_to_input`). Only the input window that map reads is cut from the tile
+    and converted by ``prepare`` (e.g. normalised to float32), so the work per element grows
+    with the crop, not with the tile (a 128 px crop of a 650 px tile touches ~4 % of it). The
+    image is resampled bilinearly and mirrored at the tile edge; the mask with nearest
+    neighbour and ``IGNORE_INDEX`` outside the tile. Each step draws from its own sub-seed of
+    ``seed``; a switched-off step draws nothing and changes nothing, and with every step off the
+    tile is returned as it is.
 
     Args:
-        image: ``(H, W, C)`` float image (already normalised).
+        image: ``(H, W, C)`` image (float, or any dtype ``prepare`` converts to float32).
         mask: ``(H, W)`` integer mask with values in ``{0, 1, 2}`` (or ``IGNORE_INDEX``).
         seed: int tensor of shape ``[2]`` (one per dataset element, see ``pipeline``).
         config: which steps to apply (default ``AugmentConfig()``).
+        prepare: ``(image_window, mask_window) -> (float32 image, mask)`` applied to the window
+            before resampling (default: cast the image to float32).
 
     Returns:
         ``(image, mask)`` of size ``crop_size`` (or the input size if ``crop_size`` is None), mask
         values in ``{0, 1, 2, IGNORE_INDEX}``.
     """
     config = AugmentConfig() if config is None else config
+    prepare = prepare or (lambda x, m: (tf.cast(x, tf.float32), m))
     static_shape = image.shape
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
-    out_size = tf.shape(image)[:2]
-    if config.scale:
-        image, mask = scale(image, mask, _random_factor(seeds[0], config.scale_range))
-    if config.rotate:
-        image, mask = rotate(image, mask, _random_angle(seeds[1], float(config.max_angle)))
-    if config.crop_size is not None:
-        image, mask = random_crop(image, mask, config.crop_size, seeds[2])
-    elif config.scale:
-        image, mask = _random_window(image, mask, out_size, seeds[2])
-    if config.flip:
-        image, mask = flip(image, mask, seeds[3])
+    if config == dataclasses.replace(AugmentConfig.none(), max_angle=config.max_angle,
+                                     scale_range=config.scale_range):
+        image, mask = prepare(image, mask)
+        return _with_static_shape(image, mask, static_shape, None)
+    tile_hw = tf.shape(image)[:2]
+    out_hw = tile_hw if config.crop_size is None else tf.constant([config.crop_size] * 2)
+    m, centre, c_out = _output_to_input(*_draw(seed, config), tile_hw, out_hw)
+    top, left, bottom, right = _window(m, centre, c_out, tile_hw)
+    image, mask = prepare(image[top:bottom, left:right], mask[top:bottom, left:right])
+    shift = tf.cast(tf.stack([left, top]), tf.float32)
+    image, mask = _fused(image, mask, m, centre - shift, c_out, out_hw)
     return _with_static_shape(image, mask, static_shape, config.crop_size)
 
 

@@ -31,8 +31,14 @@ MODEL_PIXEL_SCALE_TAG = 33550
 MODEL_TIEPOINT_TAG = 33922
 MODEL_TRANSFORMATION_TAG = 34264
 GEO_KEY_DIRECTORY_TAG = 34735
+_GT_MODEL_TYPE_KEY = 1024
 _GT_RASTER_TYPE_KEY = 1025
+_GEOGRAPHIC_TYPE_KEY = 2048
+_PROJECTED_CS_TYPE_KEY = 3072
+_MODEL_PROJECTED, _MODEL_GEOGRAPHIC = 1, 2
 _RASTER_PIXEL_IS_POINT = 2
+#: EPSG code of WGS84 longitude/latitude, the CRS of SpaceNet's GeoTIFFs and GeoJSON.
+WGS84 = 4326
 # GeoKeyDirectory: header (version 1, revision 1.0, 4 keys), then (key, location, count, value):
 # GTModelType = geographic (2), GTRasterType = PixelIsArea (1), GeographicType = WGS84 (4326),
 # GeogAngularUnits = degree (9102).
@@ -45,6 +51,22 @@ _WGS84_GEO_KEYS = (1, 1, 0, 4,
 
 class DataError(ValueError):
     """A data file or folder is missing, incomplete or corrupt; the message names it."""
+
+
+class Crs(NamedTuple):
+    """A GeoTIFF's coordinate reference system, as its GeoKeyDirectory states it.
+
+    Attributes:
+        kind: ``"geographic"`` (longitude/latitude), ``"projected"`` (metres, e.g. UTM) or
+            ``"unknown"`` (no GeoKeyDirectory).
+        epsg: the EPSG code (GeographicTypeGeoKey / ProjectedCSTypeGeoKey), or ``None``.
+    """
+
+    kind: str
+    epsg: int | None
+
+    def __str__(self) -> str:
+        return f"{self.kind} EPSG:{self.epsg}" if self.epsg is not None else self.kind
 
 
 class GeoTransform(NamedTuple):
@@ -178,25 +200,97 @@ def _pixel_is_point(tags) -> bool:
     return False
 
 
-def geotiff_tags(transform: GeoTransform) -> list[tuple]:
-    """tifffile ``extratags`` that georeference a tile: pixel scale, tie point, WGS84 geokeys."""
+def read_crs(path) -> Crs:
+    """The CRS a GeoTIFF declares in its GeoKeyDirectory (tags only; the pixels are not read).
+
+    Raises:
+        DataError: missing or unreadable file.
+    """
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            keys = None if GEO_KEY_DIRECTORY_TAG not in tags else \
+                np.asarray(tags[GEO_KEY_DIRECTORY_TAG].value, dtype=np.int64)
+    except (ValueError, OSError, struct.error, EOFError, KeyError, IndexError) as exc:
+        raise DataError(f"{path}: corrupt or truncated TIFF, cannot read its tags ({exc})") \
+            from None
+    return _crs_of(keys)
+
+
+def _crs_of(keys) -> Crs:
+    if keys is None:
+        return Crs("unknown", None)
+    values = {int(key): int(value) for key, location, _, value in keys[4:].reshape(-1, 4)
+              if location == 0}
+    model = values.get(_GT_MODEL_TYPE_KEY)
+    if model == _MODEL_PROJECTED or _PROJECTED_CS_TYPE_KEY in values:
+        return Crs("projected", values.get(_PROJECTED_CS_TYPE_KEY))
+    if model == _MODEL_GEOGRAPHIC or _GEOGRAPHIC_TYPE_KEY in values:
+        return Crs("geographic", values.get(_GEOGRAPHIC_TYPE_KEY))
+    return Crs("unknown", None)
+
+
+def check_lonlat(path, crs: Crs, transform: GeoTransform | None) -> None:
+    """Refuse a GeoTIFF whose pixels cannot be matched with lon/lat GeoJSON polygons.
+
+    SpaceNet's building GeoJSON is in WGS84 longitude/latitude. A tile in a projected CRS (UTM
+    metres) would map every polygon far outside the tile and silently give empty masks; so
+    does a tile without geokeys whose tie point is not a plausible longitude/latitude.
+
+    Raises:
+        DataError: naming ``path``, its CRS and what the GeoJSON needs.
+    """
+    if crs.kind == "projected":
+        raise DataError(f"{path}: GeoTIFF is in a projected CRS ({crs}) but the building GeoJSON "
+                        f"is in lon/lat (EPSG:{WGS84}); reproject the tile to EPSG:{WGS84}")
+    if crs.kind == "geographic" and crs.epsg not in (None, WGS84):
+        raise DataError(f"{path}: GeoTIFF CRS is EPSG:{crs.epsg}, the building GeoJSON uses "
+                        f"EPSG:{WGS84} lon/lat; reproject the tile to EPSG:{WGS84}")
+    if transform is not None and not (abs(transform.lon0) <= 180 and abs(transform.lat0) <= 90
+                                      and transform.dlon < 1 and transform.dlat < 1):
+        raise DataError(f"{path}: georeferencing {tuple(transform)} is not in degrees of "
+                        f"lon/lat as the building GeoJSON; reproject the tile to EPSG:{WGS84}")
+
+
+def geotiff_tags(transform: GeoTransform, epsg: int = WGS84, projected: bool = False
+                 ) -> list[tuple]:
+    """tifffile ``extratags`` that georeference a tile: pixel scale, tie point, geokeys.
+
+    The default is WGS84 lon/lat (PixelIsArea); ``projected=True`` writes a projected CRS with
+    ProjectedCSTypeGeoKey ``epsg`` (e.g. 32611, UTM 11N), as some GDAL exports are.
+    """
     scale = (float(transform.dlon), float(transform.dlat), 0.0)
     tiepoint = (0.0, 0.0, 0.0, float(transform.lon0), float(transform.lat0), 0.0)
+    keys = _WGS84_GEO_KEYS
+    if projected:
+        keys = (1, 1, 0, 3, 1024, 0, 1, _MODEL_PROJECTED, 1025, 0, 1, 1,
+                3072, 0, 1, int(epsg))
+    elif epsg != WGS84:
+        keys = _WGS84_GEO_KEYS[:12] + (2048, 0, 1, int(epsg)) + _WGS84_GEO_KEYS[16:]
     return [(MODEL_PIXEL_SCALE_TAG, "d", 3, scale, True),
             (MODEL_TIEPOINT_TAG, "d", 6, tiepoint, True),
-            (GEO_KEY_DIRECTORY_TAG, "H", len(_WGS84_GEO_KEYS), _WGS84_GEO_KEYS, True)]
+            (GEO_KEY_DIRECTORY_TAG, "H", len(keys), keys, True)]
 
 
 def write_geotiff(path, image: np.ndarray, transform: GeoTransform | None = None, *,
-                  planar: bool = False) -> Path:
-    """Write ``(H, W)`` or ``(H, W, C)`` pixels as an uncompressed (Geo)TIFF, atomically.
+                  planar: bool = False, photometric: str | None = None,
+                  compression: str | None = None, tile: tuple[int, int] | None = None,
+                  epsg: int = WGS84, projected: bool = False) -> Path:
+    """Write ``(H, W)`` or ``(H, W, C)`` pixels as a (Geo)TIFF, atomically.
 
     Args:
         path: destination; written to a temporary file in the same folder, then renamed.
         image: 2-D or 3-D array (any dtype tifffile supports: uint8, uint16, int32, float16...).
-        transform: georeferencing to embed (WGS84, PixelIsArea), or ``None`` for a plain TIFF.
+        transform: georeferencing to embed (PixelIsArea), or ``None`` for a plain TIFF.
         planar: store a multi-band image band-interleaved (planar *separate*, ``(C, H, W)`` on
             disk, as some GDAL exports do) instead of pixel-interleaved.
+        photometric: ``"rgb"`` or ``"minisblack"``; default rgb for 3 bands, else minisblack.
+            GDAL writes uint16 3-band tiles as MINISBLACK with two *extra samples*.
+        compression: ``None`` (uncompressed), ``"lzw"``, ``"deflate"`` (lzw needs imagecodecs,
+            as the real SpaceNet tiles do).
+        tile: internal tiling ``(rows, cols)`` (multiples of 16), or ``None`` for strips.
+        epsg, projected: the CRS written in the geokeys (default WGS84 lon/lat).
 
     Returns:
         The path written.
@@ -205,13 +299,18 @@ def write_geotiff(path, image: np.ndarray, transform: GeoTransform | None = None
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
-    extratags = geotiff_tags(transform) if transform is not None else []
-    kwargs = {"photometric": "minisblack"}
+    extratags = geotiff_tags(transform, epsg, projected) if transform is not None else []
+    kwargs = {"photometric": photometric or "minisblack"}
     if image.ndim == 3:
-        kwargs = {"photometric": "rgb" if image.shape[-1] == 3 else "minisblack",
+        default = "rgb" if image.shape[-1] == 3 else "minisblack"
+        kwargs = {"photometric": photometric or default,
                   "planarconfig": "separate" if planar else "contig"}
         if planar:
             image = np.moveaxis(image, -1, 0)
+    if compression is not None:
+        kwargs["compression"] = compression
+    if tile is not None:
+        kwargs["tile"] = tuple(tile)
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, image, extratags=extratags, metadata=None, **kwargs)
     return write_bytes_atomic(path, buffer.getvalue())

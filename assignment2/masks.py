@@ -6,11 +6,20 @@ two buildings that share an edge never share a pixel. A centre exactly on an edg
 half-open rule (inside for left/top edges, outside for right/bottom edges), the same tie-break as
 the top-left fill rule of GPUs and GDAL.
 
-The boundary class follows the SpaceNet tooling (e.g. ``solaris``' ``boundary_mask``): for every
-building, ``boundary = footprint - erode(footprint)`` with a ``(2w + 1) x (2w + 1)`` square
+The boundary class separates touching buildings: for every building,
+``boundary = footprint - erode(footprint)`` with a ``(2w + 1) x (2w + 1)`` square
 (``w = boundary_width`` iterations of a 3x3 erosion), so the boundary is ``w`` pixels thick and
-touching neighbours keep their own boundaries. The area outside the tile counts as footprint, so a
-building cut by the tile edge gets no boundary along that edge.
+two buildings sharing a wall each keep their own band along it, their interiors ``2w`` pixels
+apart (:mod:`assignment2.instances` splits them there). The area outside the tile counts as
+footprint, so a building cut by the tile edge gets no boundary along that edge. The three classes
+(outside, inside, border) are those of the first SpaceNet challenge's winning entries (wleite,
+marek.cygan; CosmiQ Works, "SpaceNet: Winning Implementations and New Imagery Release", 2017);
+``solaris``' ``boundary_mask`` is different (a 1-pixel inner edge of the merged footprint for its
+default ``boundary_width=3``, which is the side of its 3x3 structuring element, so touching
+buildings get no boundary between them). ``DEFAULT_BOUNDARY_WIDTH = 2``: with it the ground truth
+scored against itself reaches building F1 0.993 on the embedded area and 0.995 on dense row houses
+(0.999 / 0.997 with 1 px, 0.976 / 0.994 with 3 px, where buildings narrower than 7 px have no
+interior), while touching buildings stay 4 pixels apart for the network to learn the split.
 
 Polygon nesting follows GeoJSON: a *ring* is an ``(N, 2)`` (or ``(N, 3)``) sequence of ``(x, y)``
 points, a *polygon* is a list of rings (exterior first, then holes), a *multipolygon* a list of
@@ -25,6 +34,8 @@ import numpy as np
 from scipy import ndimage
 
 _SQUARE = np.ones((3, 3), dtype=bool)
+#: Boundary thickness in pixels used by default everywhere (masks, preparation, instances).
+DEFAULT_BOUNDARY_WIDTH = 2
 
 
 def rasterize_polygon(polygon, shape: tuple[int, int]) -> np.ndarray:
@@ -73,7 +84,7 @@ def _rasterize_rings(rings: list[np.ndarray], height: int, width: int) -> np.nda
 
 
 def building_masks(polygons_px: Sequence, shape: tuple[int, int], *,
-                   boundary_width: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                   boundary_width: int = DEFAULT_BOUNDARY_WIDTH) -> tuple[np.ndarray, np.ndarray]:
     """3-class mask and instance map of buildings given in pixel coordinates.
 
     Args:
@@ -88,10 +99,7 @@ def building_masks(polygons_px: Sequence, shape: tuple[int, int], *,
         building wins where they overlap; buildings covering no pixel centre are absent).
     """
     height, width = _check_shape(shape)
-    if isinstance(boundary_width, bool) or not isinstance(boundary_width, (int, np.integer)):
-        raise TypeError(f"boundary_width must be an int, got {boundary_width!r}")
-    if boundary_width < 0:
-        raise ValueError(f"boundary_width must be >= 0, got {boundary_width!r}")
+    boundary_width = check_boundary_width(boundary_width)
     footprint = np.zeros((height, width), dtype=bool)
     boundary = np.zeros((height, width), dtype=bool)
     instances = np.zeros((height, width), dtype=np.int32)
@@ -105,6 +113,15 @@ def building_masks(polygons_px: Sequence, shape: tuple[int, int], *,
     mask = footprint.astype(np.uint8)
     mask[boundary] = 2
     return mask, instances
+
+
+def check_boundary_width(boundary_width) -> int:
+    """``boundary_width`` as an int >= 0; ``TypeError``/``ValueError`` naming it otherwise."""
+    if isinstance(boundary_width, bool) or not isinstance(boundary_width, (int, np.integer)):
+        raise TypeError(f"boundary_width must be an int, got {boundary_width!r}")
+    if boundary_width < 0:
+        raise ValueError(f"boundary_width must be >= 0, got {boundary_width!r}")
+    return int(boundary_width)
 
 
 def inner_boundary(footprint: np.ndarray, boundary_width: int = 3) -> np.ndarray:

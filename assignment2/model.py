@@ -244,19 +244,29 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
                dropout: float = 0.0, name: str = "unet", batch_norm: bool = True,
                context_dilations: Sequence[int] = CONTEXT_DILATIONS,
                context_implementation: str = "atrous",
-               context_channels: int | None = None) -> keras.Model:
+               context_channels: int | None = None,
+               context_level: int | None = None) -> keras.Model:
     """An own U-Net returning per-pixel class probabilities.
 
     Level i of the encoder has ``base_filters * 2**i`` channels, the bottleneck
-    ``base_filters * 2**depth``; the decoder mirrors the encoder. Optionally dropout and the
-    Yu & Koltun context module (:class:`ContextModule`) follow the bottleneck convolutions. The head
-    is a 1x1 convolution and a softmax over the classes, computed in float32.
+    ``base_filters * 2**depth``; the decoder mirrors the encoder. Optionally dropout follows the
+    bottleneck convolutions, and the Yu & Koltun context module (:class:`ContextModule`) is applied
+    at resolution level ``context_level``: to the bottleneck (level ``depth``, after the dropout)
+    or to the output of the decoder block of that level (``1/2**context_level`` of the input
+    resolution, before it is upsampled further). The head is a 1x1 convolution and a softmax over
+    the classes, computed in float32 (also under a ``mixed_float16`` policy).
+
+    Where the module sits decides whether it works: on an ``s x s`` map the off-centre taps of a
+    dilation ``d >= s`` read only zero padding, receive no gradient and stay at their identity
+    initialisation (:func:`dead_dilations`). Yu & Koltun apply the module to 64 x 64 maps; with
+    128-pixel crops the 1/4-resolution level (32 x 32) keeps every default dilation alive, the
+    1/16-resolution bottleneck of a depth-4 U-Net (8 x 8) does not.
 
     Args:
         num_classes: K, number of output classes (3: background, building, boundary).
         input_channels: C, channels of the input image.
         depth: number of 2x2 poolings; the network stride is ``2**depth``, so H and W of the input
-            must be multiples of it (use :func:`assignment2.tta.pad_to_multiple` otherwise).
+            must be multiples of it (pad with :func:`assignment2.padding.pad_image` otherwise).
         base_filters: channels of the first level.
         upsampling: "transpose" (default: 4x4 transpose convolution, stride 2), or "bilinear" or
             "nearest" (resize, then a 3x3 convolution).
@@ -267,9 +277,11 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
         context_dilations: dilations of the context module.
         context_implementation: "atrous" (``tf.nn.atrous_conv2d``) or "conv2d" (dilated
             ``tf.nn.conv2d``, the same function, faster on the CPU; see :class:`ContextModule`).
-        context_channels: None runs the context module on the bottleneck's channels; an int
+        context_channels: None runs the context module on the channels of its level; an int
             first projects them to that many (1x1 convolution and ReLU), which makes the module
             cheaper (its cost grows with channels squared).
+        context_level: resolution level of the context module, an int in ``[0, depth]``; None
+            (default) is ``depth``, the bottleneck.
 
     Returns:
         An uncompiled ``keras.Model`` mapping float32 ``(N, H, W, C)`` to probabilities
@@ -277,6 +289,10 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
     """
     _check_unet_args(num_classes, input_channels, depth, base_filters, upsampling, dropout,
                      context_implementation, context_channels)
+    context_level = depth if context_level is None else _check_positive_int(
+        context_level, "context_level", 0)
+    if context_level > depth:
+        raise ValueError(f"context_level must be in [0, depth={depth}], got {context_level!r}")
     inputs = keras.Input((None, None, input_channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
@@ -286,15 +302,37 @@ def build_unet(*, num_classes: int = NUM_CLASSES, input_channels: int = 3, depth
     x = _conv_block(x, base_filters * 2**depth, "bottleneck", batch_norm)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
-    if context:
+    if context and context_level == depth:
         x = _context(x, context_dilations, context_implementation, context_channels)
     for level in reversed(range(depth)):
         x = _upsample(x, base_filters * 2**level, upsampling, f"up{level}")
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _conv_block(x, base_filters * 2**level, f"dec{level}", batch_norm)
+        if context and context_level == level:
+            x = _context(x, context_dilations, context_implementation, context_channels)
     x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
     outputs = keras.layers.Softmax(axis=-1, dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def dead_dilations(map_size: int, dilations: Sequence[int] = CONTEXT_DILATIONS) -> tuple[int, ...]:
+    """Dilations whose off-centre taps can never read inside a ``map_size`` x ``map_size`` map.
+
+    A 3x3 convolution with dilation ``d`` and "SAME" zero padding reads, for output pixel ``i``,
+    the inputs ``i - d``, ``i`` and ``i + d``; both off-centre reads fall outside a map of side
+    ``s`` for every ``i`` exactly when ``d >= s``. Those taps then multiply zeros only: their
+    gradient is 0 and they keep their (identity) initialisation, so the layer acts as a 1x1
+    convolution and the module's receptive field shrinks (19 instead of 67 on an 8 x 8 map).
+
+    Args:
+        map_size: side in pixels of the feature map the module sees (crop size / 2**level).
+        dilations: the module's dilations.
+
+    Returns:
+        The distinct dead dilations, ascending (empty when every dilation is alive).
+    """
+    map_size = _check_positive_int(map_size, "map_size")
+    return tuple(sorted({d for d in _check_dilations(dilations) if d >= map_size}))
 
 
 def network_stride(model_or_depth) -> int:
@@ -395,7 +433,8 @@ def pixel_class_weights(masks, *, num_classes: int = NUM_CLASSES,
     occurs gets weight 1; ignored pixels (``ignore_index``) are not counted.
 
     Args:
-        masks: a sequence of integer masks ``(H, W)`` (sizes may differ) or an array
+        masks: an iterable of integer masks ``(H, W)`` (sizes may differ; read one at a time,
+            so a generator over tiles on disk needs memory for one mask only) or an array
             ``(N, H, W)``; values in ``[0, num_classes)`` or ``ignore_index``.
         num_classes: K.
         ignore_index: label of pixels without a label.
@@ -406,7 +445,17 @@ def pixel_class_weights(masks, *, num_classes: int = NUM_CLASSES,
     num_classes = _check_positive_int(num_classes, "num_classes", 2)
     class_pixels = np.zeros(num_classes, dtype="float64")
     present_pixels = np.zeros(num_classes, dtype="float64")
-    for i, mask in enumerate(as_mask_list(masks, "masks")):
+    if isinstance(masks, np.ndarray) and masks.ndim == 2:
+        masks = [masks]
+    try:
+        masks = iter(masks)
+    except TypeError:
+        raise TypeError(f"masks must be an iterable of 2-D masks, got "
+                        f"{type(masks).__name__}") from None
+    seen = 0
+    for i, mask in enumerate(masks):
+        mask = as_mask_list([mask], f"masks[{i}]")[0]
+        seen += 1
         labels = mask[mask != ignore_index].astype("int64")
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"masks[{i}] has values outside [0, {num_classes}) and "
@@ -414,6 +463,8 @@ def pixel_class_weights(masks, *, num_classes: int = NUM_CLASSES,
         counts = np.bincount(labels, minlength=num_classes)
         class_pixels += counts
         present_pixels += np.where(counts > 0, labels.size, 0)
+    if not seen:
+        raise ValueError("masks is empty")
     present = class_pixels > 0
     if not present.any():
         raise ValueError("masks contain no labelled pixel")

@@ -32,6 +32,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from assignment2.masks import DEFAULT_BOUNDARY_WIDTH
+from assignment2.runs import UsageError
 from data_stubs.files import write_atomic, write_json_atomic
 
 PROG = "python -m assignment2.train"
@@ -40,8 +42,10 @@ STRATEGY_CHOICES = ("default", "mirrored")
 CLASS_WEIGHT_CHOICES = ("none", "median")
 
 
-class UsageError(Exception):
-    """Bad input found after parsing (data, sizes, checkpoints): one line, exit status 2."""
+MONITOR_CHOICES = ("val_mean_iou", "val_building_f1", "val_loss")
+#: Options a resumed run may change: how long it trains and how it reports. Everything else
+#: would change the model, the optimiser or the data, and is refused on --resume.
+RESUME_CHANGEABLE = ("epochs", "tta", "verbose", "strategy")
 
 
 @dataclass
@@ -52,8 +56,9 @@ class TrainConfig:
     data_dir: str | None = None
     # Where all outputs go.
     output_dir: str = "runs/assignment2"
-    # Training epochs (the total, also when resuming).
-    epochs: int = 30
+    # Training epochs (the total, also when resuming). 20 keep the default run within 5 minutes
+    # on 2 cores with the quality bars met (README).
+    epochs: int = 20
     # Crops per batch (global batch: split across replicas with --strategy mirrored).
     batch_size: int = 8
     # Side of the random training crops; a multiple of 2**depth, at most the tile size.
@@ -64,16 +69,24 @@ class TrainConfig:
     val_fraction: float = 0.2
     # Seed of the split, the weights, the augmentation and the batch order.
     seed: int = 0
-    # Yu & Koltun context module at the U-Net bottleneck.
+    # Yu & Koltun context module (at resolution level context_level).
     context: bool = True
     # Rotation, crop, flip and scaling of training tiles (off: whole tiles as they are).
     augment: bool = True
     # Validate with test-time augmentation (8 flips / 90-degree rotations) besides plain.
     tta: bool = True
-    # Continue from checkpoints/last.keras with the saved split and optimiser state.
+    # Continue from checkpoints/last.keras with the saved config, split and optimiser state.
     resume: bool = False
+    # Replace the run already in output_dir (a fresh run into it is refused otherwise).
+    overwrite: bool = False
     # "default" (one device) or "mirrored" (tf.distribute.MirroredStrategy).
     strategy: str = "default"
+    # Keras "mixed_float16" policy (float16 compute, float32 weights, softmax and loss in
+    # float32, dynamic loss scaling): faster on GPUs with tensor cores, not on a CPU.
+    mixed_precision: bool = False
+    # What checkpoints/best.keras follows: validation mean IoU, building F1 (both computed on
+    # the validation tiles after every epoch, higher is better) or val_loss (lower).
+    monitor: str = "val_mean_iou"
     # Decoder upsampling: resize ("bilinear", "nearest") + 3x3 conv, or "transpose" (4x4, /2).
     # "transpose" measured better on the stub area (TTA IoU building 0.820 vs 0.760 bilinear,
     # same split and seed; README) and its 4x4 kernel avoids the checkerboard effect.
@@ -85,6 +98,11 @@ class TrainConfig:
     base_filters: int = 16
     # U-Net levels; the network stride is 2**depth.
     depth: int = 4
+    # Resolution level of the context module, in [0, depth] (depth = the bottleneck): it runs on
+    # maps of crop_size / 2**level pixels, which must be larger than its widest dilation (16):
+    # level 2 gives 32 x 32 maps on 128-pixel crops (the bottleneck's 8 x 8 would leave the
+    # dilation-8 and -16 taps reading only zero padding).
+    context_level: int = 2
     # Peak Adam learning rate (cosine decay to 5% of it over the run).
     learning_rate: float = 3e-3
     # Momentum of the batch-norm moving averages. Keras' 0.99 averages over ~100 steps, which
@@ -94,9 +112,17 @@ class TrainConfig:
     # Loss class weights: "none" or "median" frequency balancing (boosts the rare boundary).
     class_weights: str = "none"
     # Width in pixels of the boundary class when masks are made from polygons.
-    boundary_width: int = 3
+    boundary_width: int = DEFAULT_BOUNDARY_WIDTH
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 1
+    # Input bands: "rgb" (RGB-PanSharpen, 3 bands) or "mul" (MUL-PanSharpen, 8 bands).
+    bands: str = "rgb"
+    # Validation split: "tile" (random over all tiles) or "aoi" (the same fraction in every AOI).
+    split_by: str = "tile"
+    # Input scaling: "fixed" (x / (2**bits - 1)) or "percentile" (per-AOI 2-98 % stretch).
+    normalization: str = "fixed"
+    # Skip unreadable or inconsistent tiles (listed in skipped_tiles.json) instead of stopping.
+    skip_bad_tiles: bool = False
 
     @property
     def stride(self) -> int:
@@ -133,121 +159,224 @@ def _bounded(kind, name, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's parser; defaults come from :class:`TrainConfig`."""
+def _default(value) -> str:
+    return {True: "on", False: "off", None: "none"}.get(value, str(value)) \
+        if isinstance(value, (bool, type(None))) else str(value)
+
+
+def build_parser(*, explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser; defaults come from :class:`TrainConfig` and are shown once per option.
+
+    Args:
+        explicit_only: every default is ``argparse.SUPPRESS``, so the parsed namespace holds only
+            the options given on the command line (what ``--resume`` may apply).
+    """
     d = TrainConfig()
-    p = _Parser(prog=PROG, description="Train the assignment 2 U-Net on SpaceNet 2 style tiles.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="raw SpaceNet area or prepared folder "
-                   "(default: the embedded stub area)")
-    p.add_argument("--output-dir", default=d.output_dir, help="where outputs are written")
-    p.add_argument("--epochs", type=_bounded(int, "--epochs", 1), default=None,
-                   help=f"total epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=_bounded(int, "--batch-size", 1), default=d.batch_size)
-    p.add_argument("--crop-size", type=_bounded(int, "--crop-size", 1), default=d.crop_size,
-                   help="training crop side, a multiple of 2**depth")
-    p.add_argument("--crops-per-tile", type=_bounded(int, "--crops-per-tile", 1),
-                   default=d.crops_per_tile, help="random crops per training tile and epoch")
-    p.add_argument("--val-fraction", type=_bounded(float, "--val-fraction", 0.0, 1.0, True, True),
-                   default=d.val_fraction)
-    p.add_argument("--seed", type=_bounded(int, "--seed", 0), default=d.seed)
-    p.add_argument("--no-context", dest="context", action="store_false",
-                   help="U-Net without the dilated context module")
-    p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="train on whole tiles without augmentation")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.tta,
-                   help="also validate with test-time augmentation")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --output-dir from its last checkpoint")
-    p.add_argument("--strategy", choices=STRATEGY_CHOICES, default=d.strategy)
-    p.add_argument("--upsampling", choices=UPSAMPLING_CHOICES, default=d.upsampling)
-    p.add_argument("--context-implementation", choices=("atrous", "conv2d"),
-                   default=d.context_implementation)
-    p.add_argument("--base-filters", type=_bounded(int, "--base-filters", 1),
-                   default=d.base_filters)
-    p.add_argument("--depth", type=_bounded(int, "--depth", 1, 6), default=d.depth)
-    p.add_argument("--learning-rate", type=_bounded(float, "--learning-rate", 0.0, 1.0, True),
-                   default=d.learning_rate)
-    p.add_argument("--bn-momentum", type=_bounded(float, "--bn-momentum", 0.0, 1.0),
-                   default=d.bn_momentum, help="momentum of the batch-norm moving statistics")
-    p.add_argument("--class-weights", choices=CLASS_WEIGHT_CHOICES, default=d.class_weights)
-    p.add_argument("--boundary-width", type=_bounded(int, "--boundary-width", 1),
-                   default=d.boundary_width)
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=d.verbose)
+    p = _Parser(prog=PROG, description="Train the assignment 2 U-Net on SpaceNet 2 style tiles.")
+
+    def add(flag, name, help, shown=None, **kwargs):
+        default = getattr(d, name)
+        shown = _default(default) if shown is None else shown
+        kwargs.setdefault("default", default)
+        if explicit_only:
+            kwargs["default"] = argparse.SUPPRESS
+        p.add_argument(flag, dest=name, help=f"{help} (default: {shown})".replace("%", "%%"),
+                       **kwargs)
+
+    def number(flag, name, kind, help, *bounds, **open_bounds):
+        add(flag, name, help, type=_bounded(kind, flag, *bounds, **open_bounds),
+            metavar="N" if kind is int else "X")
+
+    add("--data-dir", "data_dir", "raw SpaceNet 2 area, folder of AOI_* areas or prepared folder",
+        shown="the embedded stub area", metavar="DIR")
+    add("--output-dir", "output_dir", "run folder for every output", metavar="DIR")
+    number("--epochs", "epochs", int, "total training epochs; with --resume: the saved run's "
+           "unless given", 1)
+    number("--batch-size", "batch_size", int, "crops per batch (global, split over replicas)", 1)
+    number("--crop-size", "crop_size", int, "training crop side, a multiple of 2**depth", 1)
+    number("--crops-per-tile", "crops_per_tile", int, "random crops per training tile and epoch",
+           1)
+    number("--val-fraction", "val_fraction", float, "fraction of tiles held out for validation",
+           0.0, 1.0, low_open=True, high_open=True)
+    number("--seed", "seed", int, "seed of the split, weights, augmentation and batch order", 0)
+    add("--no-context", "context", "train without the dilated context module",
+        shown="with the module", action="store_false")
+    add("--no-augment", "augment", "train on whole tiles without augmentation",
+        shown="augmented crops", action="store_false")
+    add("--tta", "tta", "also validate with test-time augmentation (8 flips/rotations)",
+        action=argparse.BooleanOptionalAction)
+    add("--resume", "resume", "continue the run in --output-dir from its last checkpoint, with "
+        "its saved options", action="store_true")
+    add("--overwrite", "overwrite", "replace the run already in --output-dir",
+        action="store_true")
+    add("--strategy", "strategy", "one device, or MirroredStrategy over all GPUs (or logical "
+        "CPUs)", choices=STRATEGY_CHOICES)
+    add("--mixed-precision", "mixed_precision", "mixed_float16 compute (softmax and loss in "
+        "float32)", action="store_true")
+    add("--monitor", "monitor", "validation metric that selects checkpoints/best.keras",
+        choices=MONITOR_CHOICES)
+    add("--upsampling", "upsampling", "decoder upsampling", choices=UPSAMPLING_CHOICES)
+    add("--context-implementation", "context_implementation", "dilated convolutions by "
+        "tf.nn.atrous_conv2d or dilated tf.nn.conv2d (same function)",
+        choices=("atrous", "conv2d"))
+    number("--context-level", "context_level", int, "resolution level of the context module "
+           "(maps of crop-size / 2**level px; depth = bottleneck)", 0, 6)
+    number("--base-filters", "base_filters", int, "channels of the first U-Net level", 1)
+    number("--depth", "depth", int, "U-Net levels (network stride 2**depth)", 1, 6)
+    number("--learning-rate", "learning_rate", float, "peak Adam learning rate (cosine decay)",
+           0.0, 1.0, low_open=True)
+    number("--bn-momentum", "bn_momentum", float, "momentum of the batch-norm moving statistics",
+           0.0, 1.0)
+    add("--class-weights", "class_weights", "loss class weights", choices=CLASS_WEIGHT_CHOICES)
+    number("--boundary-width", "boundary_width", int, "boundary class width in px (masks from "
+           "polygons)", 1)
+    add("--verbose", "verbose", "0 silent, 1 progress bar, 2 one line per epoch", type=int,
+        choices=(0, 1, 2))
+    add("--bands", "bands", "RGB-PanSharpen (3 bands) or MUL-PanSharpen (8 bands)",
+        choices=("rgb", "mul"))
+    add("--split-by", "split_by", "validation split over all tiles or stratified by AOI",
+        choices=("tile", "aoi"))
+    add("--normalization", "normalization", "input scaling: fixed bit-depth range or per-AOI "
+        "2-98% percentiles", choices=("fixed", "percentile"))
+    add("--skip-bad-tiles", "skip_bad_tiles", "skip unreadable or inconsistent tiles (listed in "
+        "skipped_tiles.json)", action="store_true")
     return p
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, dict]:
+    """Parse ``argv`` (default ``sys.argv[1:]``) -> ``(config, {name: value given explicitly})``.
+
+    Exits with status 2 and one line on stderr on a bad option.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = TrainConfig(**vars(build_parser().parse_args(argv)))
+    explicit = vars(build_parser(explicit_only=True).parse_args(argv))
+    if config.resume and config.overwrite:
+        build_parser().error("--resume and --overwrite exclude each other")
+    return config, explicit
 
 
 def parse_config(argv=None) -> TrainConfig:
     """Parse ``argv`` (default ``sys.argv[1:]``) into a :class:`TrainConfig`."""
-    args = vars(build_parser().parse_args(argv))
-    if args["epochs"] is None:
-        args["epochs"] = TrainConfig.epochs
-    return TrainConfig(**args)
+    return parse_args(argv)[0]
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- run folder
 
 
-def _write_tiff(path: Path, array) -> None:
-    """``array`` as a TIFF, atomically; MINISBLACK with contiguous samples, so that
-    ``tifffile.imread`` returns the same ``(H, W)`` or ``(H, W, K)`` array."""
-    import tifffile
+def _start_config(config: TrainConfig, explicit: dict) -> tuple[TrainConfig, dict]:
+    """The configuration this session runs with, and its ``config.json`` session record.
 
-    write_atomic(path, lambda tmp: tifffile.imwrite(tmp, array, photometric="minisblack",
-                                                    planarconfig="contig"))
+    A new run into a folder that holds a run is refused unless ``--overwrite``. ``--resume``
+    restores the saved configuration; of the options given explicitly only
+    ``RESUME_CHANGEABLE`` ones may differ from it.
+    """
+    from assignment2 import runs
 
-
-def _config_for_resume(config: TrainConfig, out: Path) -> TrainConfig:
-    """The saved config of the run in ``out``, with this command's epochs / tta / verbose."""
-    path = out / "config.json"
-    if not (out / "checkpoints" / "last.keras").is_file() or not path.is_file():
-        raise UsageError(f"--resume: no checkpoint to resume in {out} (checkpoints/last.keras)")
+    out = Path(config.output_dir)
+    if not config.resume:
+        if runs.holds_run(out) and not config.overwrite:
+            raise UsageError(f"--output-dir {out} holds a run (config.json, checkpoints); "
+                             f"continue it with --resume, replace it with --overwrite, or "
+                             f"choose another --output-dir")
+        mode = "overwrite" if runs.holds_run(out) else "fresh"
+        return config, {"mode": mode, "initial_epoch": 0, "changed": {}, "sessions": []}
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    saved = runs.read_saved_config(out, names)
+    given = {k: v for k, v in explicit.items() if k not in ("resume", "output_dir")}
+    flags = {action.dest: action.option_strings[-1] if action.const is False else
+             action.option_strings[0] for action in build_parser()._actions}
+    merged, changed = runs.resume_config(saved, given, changeable=RESUME_CHANGEABLE,
+                                         option_names=flags)
     try:
-        saved = json.loads(path.read_text())
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        saved = TrainConfig(**{k: v for k, v in saved.items() if k in names})
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"--resume: unreadable {path}: {exc}") from None
-    return dataclasses.replace(saved, epochs=config.epochs, tta=config.tta,
-                               verbose=config.verbose, resume=True, output_dir=str(out))
+        config = TrainConfig(**{**merged, "resume": True, "overwrite": False,
+                                "output_dir": str(out)})
+    except TypeError as exc:
+        raise UsageError(f"--resume: unreadable {out / 'config.json'}: {exc}") from None
+    state = _read_state(out)
+    if config.epochs < state["epoch"]:
+        raise UsageError(f"--epochs {config.epochs} is below the {state['epoch']} epochs the "
+                         f"run in {out} has completed")
+    runs.check_checkpoint(out / "checkpoints" / "last.keras")
+    return config, {"mode": "resume", "initial_epoch": state["epoch"], "changed": changed,
+                    "sessions": runs.saved_sessions(out)}
+
+
+def _check_options(config: TrainConfig) -> None:
+    """Checks between options that argparse cannot make (before anything is read or written)."""
+    from assignment2.model import CONTEXT_DILATIONS, dead_dilations
+
+    if config.context_level > config.depth:
+        raise UsageError(f"--context-level {config.context_level} must be <= --depth "
+                         f"{config.depth}")
+    if config.context and config.augment and config.crop_size % config.stride == 0:
+        side = config.crop_size // 2**config.context_level
+        dead = dead_dilations(side, CONTEXT_DILATIONS)
+        if dead:
+            raise UsageError(
+                f"--crop-size {config.crop_size} at --context-level {config.context_level} "
+                f"gives {side}x{side} maps, where the context module's dilations "
+                f"{', '.join(map(str, dead))} read only zero padding and never learn; use a "
+                f"lower --context-level or crops of more than {max(dead) * 2**config.context_level}"
+                f" px")
 
 
 # --------------------------------------------------------------------------- data
 
 
 def _load_data(config: TrainConfig):
-    """Tiles and the (saved or new) split -> (tiles, train indices, val indices)."""
+    """The prepared data set and the (saved or new) split -> (prepared, train ids, val ids).
+
+    A raw SpaceNet folder (one area or a folder of AOI_* areas) is prepared once into the cache
+    (:func:`assignment2.prepare.prepared_data`). Nothing is written into the run folder here:
+    :func:`_save_data_files` does that once every check has passed.
+    """
     from assignment2 import data
+    from assignment2.prepare import prepared_data
 
     data_dir = Path(config.data_dir) if config.data_dir else data.default_data_dir()
     if not data_dir.is_dir():
         raise UsageError(f"--data-dir: no such folder: {data_dir}")
-    tiles = data.load_tiles(data_dir, boundary_width=config.boundary_width)
-    split_path = Path(config.output_dir) / "split.json"
+    prepared = prepared_data(data_dir, bands=config.bands, boundary_width=config.boundary_width,
+                             skip_bad_tiles=config.skip_bad_tiles)
+    for note in prepared.notes:
+        print(note, file=sys.stderr)
+    out = Path(config.output_dir)
     if config.resume:
-        train_ids, val_ids = data.load_split(split_path)
+        train_ids, val_ids = data.load_split(out / "split.json")
     else:
-        train_ids, val_ids = data.split_ids(tiles.ids, config.val_fraction, config.seed)
-        data.save_split(split_path, train_ids, val_ids)
-    position = {tile_id: i for i, tile_id in enumerate(tiles.ids)}
-    missing = [i for i in list(train_ids) + list(val_ids) if i not in position]
+        train_ids, val_ids = data.split_tiles(prepared.tiles, config.val_fraction, config.seed,
+                                              by=config.split_by)
+    known = {t.id for t in prepared.tiles}
+    missing = [i for i in list(train_ids) + list(val_ids) if i not in known]
     if missing:
-        raise UsageError(f"{split_path}: tile ids not in {data_dir}: {missing[:3]}")
+        raise UsageError(f"{out / 'split.json'}: tile ids not in {data_dir}: {missing[:3]}")
     if not train_ids or not val_ids:
         raise UsageError(f"--val-fraction {config.val_fraction} leaves {len(train_ids)} training "
                          f"and {len(val_ids)} validation tiles; both must be >= 1")
-    return tiles, [position[i] for i in train_ids], [position[i] for i in val_ids]
+    return prepared, train_ids, val_ids
 
 
-def _check_crop(config: TrainConfig, tiles) -> None:
-    sizes = {image.shape[:2] for image in tiles.images}
-    if len(sizes) > 1:  # the in-memory pipeline stacks the tiles into one array
-        raise UsageError(f"--data-dir: tiles of different sizes {sorted(sizes)[:3]}; "
-                         f"the training pipeline needs one tile size")
-    smallest = min(min(image.shape[:2]) for image in tiles.images)
-    if config.augment and config.crop_size > smallest:
+def _save_data_files(config: TrainConfig, prepared, train_ids, val_ids) -> None:
+    """Into the run folder: ``split.json`` (a new run), ``radiometry.json`` (the scaling, for
+    prediction) and ``skipped_tiles.json`` (if any)."""
+    from assignment2 import data
+    from assignment2.radiometry import save_radiometry
+
+    out = Path(config.output_dir)
+    if not config.resume:
+        data.save_split(out / "split.json", train_ids, val_ids)
+    save_radiometry(out / "radiometry.json", prepared.radiometry, config.normalization)
+    if prepared.skipped:
+        write_json_atomic(out / "skipped_tiles.json", prepared.skipped)
+
+
+def _check_crop(config: TrainConfig, prepared) -> None:
+    """Crops must fit the tiles and the stride; whole tiles of any size are padded instead."""
+    tile = prepared.tiles[0]  # every tile of a prepared data set has one size
+    if config.augment and config.crop_size > min(tile.height, tile.width):
         raise UsageError(f"--crop-size {config.crop_size} is larger than the tiles "
-                         f"(smallest side {smallest} px)")
+                         f"({tile.height}x{tile.width} px)")
     if config.augment and config.crop_size % config.stride:
         raise UsageError(f"--crop-size {config.crop_size} must be a multiple of 2**depth = "
                          f"{config.stride}")
@@ -268,23 +397,59 @@ def make_strategy(name: str):
     return tf.distribute.MirroredStrategy(devices)
 
 
-def _new_model(config: TrainConfig, train_masks, total_steps: int):
+def _distribute(strategy, dataset):
+    """``dataset`` with its auto-shard policy set explicitly, distributed over the replicas.
+
+    The policy is DATA: on several workers (``MultiWorkerMirroredStrategy``) each worker keeps
+    every k-th batch of the same deterministic stream, so the shards are disjoint and together
+    are the single-machine stream; FILE sharding would need at least as many input files as
+    workers and would change the stream with the worker count. On one machine the global batch
+    is split over the replicas (``experimental_distribute_dataset``).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
+    if strategy.num_replicas_in_sync > 1:
+        return strategy.experimental_distribute_dataset(dataset)
+    return dataset
+
+
+def build_model(config: TrainConfig, total_steps: int, train_masks=None):
+    """The compiled U-Net of ``config`` (call inside ``strategy.scope()``).
+
+    Adam with a cosine-decayed learning rate over ``total_steps`` (to 5% of the peak), the
+    segmentation cross entropy (median-frequency class weights from ``train_masks`` with
+    ``class_weights="median"``). With ``mixed_precision`` the layers are built under the
+    ``mixed_float16`` policy (float16 compute, float32 variables; the softmax is float32, so the
+    loss is computed on float32 probabilities) and Keras wraps Adam in a ``LossScaleOptimizer``;
+    the global policy is restored afterwards.
+    """
     import keras
 
+    from assignment2.data import BAND_COUNTS
     from assignment2.model import build_unet, pixel_class_weights, segmentation_loss
 
     keras.utils.set_random_seed(config.seed)
-    model = build_unet(depth=config.depth, base_filters=config.base_filters,
-                       upsampling=config.upsampling, context=config.context,
-                       context_implementation=config.context_implementation)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = config.bn_momentum  # read at call time and saved in get_config
     weights = pixel_class_weights(train_masks) if config.class_weights == "median" else None
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=segmentation_loss(class_weights=weights))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        model = build_unet(depth=config.depth, base_filters=config.base_filters,
+                           upsampling=config.upsampling, context=config.context,
+                           context_implementation=config.context_implementation,
+                           context_level=config.context_level,
+                           input_channels=BAND_COUNTS[config.bands])
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.bn_momentum  # read at call time, saved in get_config
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss=segmentation_loss(class_weights=weights))
+    finally:
+        keras.config.set_dtype_policy(previous)
     return model
 
 
@@ -299,39 +464,110 @@ def _load_checkpoint(path: Path, compile: bool = True):
         raise UsageError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from None
 
 
+def _monitor_mode(monitor: str) -> str:
+    return "min" if monitor == "val_loss" else "max"
+
+
+def _initial_state(config: TrainConfig) -> dict:
+    worst = float("inf") if _monitor_mode(config.monitor) == "min" else -float("inf")
+    return {"epoch": 0, "monitor": config.monitor, "best": worst}
+
+
 def _read_state(out: Path) -> dict:
+    """``checkpoints/state.json``: completed epochs, the monitored metric and its best value."""
     path = out / "checkpoints" / "state.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--resume: unreadable {path}: {exc}") from None
+        state = json.loads(path.read_text())
+        epoch = int(state["epoch"])
+        if "best" not in state:  # written before --monitor existed: it followed val_loss
+            state = {**state, "monitor": "val_loss", "best": state["best_val_loss"]}
+        return {**state, "epoch": epoch, "best": float(state["best"])}
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"--resume: unreadable {path}: {type(exc).__name__}: {exc}") from None
+
+
+class TrainingError(Exception):
+    """Training could not go on (the loss became NaN): one line, exit status 1."""
 
 
 # --------------------------------------------------------------------------- callbacks
 
 
-def _checkpoint_callback(out: Path, best_val_loss: float):
-    """Keras callback: after each epoch save last.keras (+ state.json), and best.keras on a new
-    lowest ``val_loss``; every file atomically, so an interruption never loses a checkpoint."""
+def _checkpoint_callback(out: Path, state: dict):
+    """Keras callback: after each epoch save last.keras (+ state.json), and best.keras when the
+    monitored metric improves (``state["monitor"]``: ``val_loss`` lower, the others higher);
+    every file atomically, so an interruption never loses a checkpoint.
+
+    An epoch whose training loss is not finite saves nothing (the weights are NaN): the folder
+    keeps the checkpoints of the last good epoch, and ``diverged_epoch`` records the epoch.
+    A NaN metric never counts as an improvement.
+    """
     import keras
+
+    minimise = _monitor_mode(state["monitor"]) == "min"
 
     class AtomicCheckpoint(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best = best_val_loss
+            self.best = state["best"]
+            self.diverged_epoch = None
 
         def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            if not math.isfinite(float(logs.get("loss", float("nan")))):
+                self.diverged_epoch = epoch + 1
+                return
             folder = out / "checkpoints"
-            val_loss = float((logs or {}).get("val_loss", float("inf")))
-            if val_loss < self.best:
-                self.best = val_loss
+            value = float(logs.get(state["monitor"], float("nan")))
+            if value < self.best if minimise else value > self.best:
+                self.best = value
                 write_atomic(folder / "best.keras", self.model.save)
             write_atomic(folder / "last.keras", self.model.save)
             write_json_atomic(folder / "state.json", {
-                "epoch": epoch + 1, "best_val_loss": self.best,
+                "epoch": epoch + 1, "monitor": state["monitor"], "best": self.best,
                 "optimizer_iterations": int(self.model.optimizer.iterations.numpy())})
 
     return AtomicCheckpoint()
+
+
+def _validation_metrics_callback(config: TrainConfig, prepared, val_ids):
+    """Keras callback: after each epoch, metrics of the model on the whole validation tiles,
+    added to the epoch's logs (so history.csv, TensorBoard and the checkpoint see them):
+    ``val_mean_iou``, ``val_iou_building`` (pixel IoU) and ``val_building_f1`` (SpaceNet
+    instance F1, pooled over the tiles).
+
+    The tiles are streamed (:func:`assignment2.pipeline.tile_dataset`, a batch at a time) and
+    scored one by one into a :class:`assignment2.metrics.MetricAccumulator` that keeps counts
+    only; true instances are the polygons', no-data pixels are not scored. No test-time
+    augmentation (that is for the final evaluation).
+    """
+    import keras
+    import numpy as np
+
+    from assignment2.metrics import MetricAccumulator
+    from assignment2.pipeline import tile_dataset
+
+    tiles = prepared.by_id(val_ids)
+    dataset = tile_dataset(prepared, tiles=val_ids, normalization=config.normalization,
+                           multiple=config.stride).batch(config.batch_size)
+
+    class ValidationMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            accumulator = MetricAccumulator(boundary_width=config.boundary_width)
+            for batch in dataset:
+                probs = np.asarray(self.model.predict_on_batch(batch["image"]))
+                for i, index in enumerate(batch["index"].numpy()):
+                    height, width = batch["instances"].shape[1:3]
+                    accumulator.update(np.asarray(batch["mask"][i])[:height, :width],
+                                       probs[i, :height, :width], aoi=tiles[index].aoi,
+                                       true_instances=np.asarray(batch["instances"][i]),
+                                       valid=np.asarray(batch["valid"][i]))
+            summary = accumulator.summarise()
+            if logs is not None:
+                for key in ("mean_iou", "iou_building", "building_f1"):
+                    logs["val_" + key] = summary[key]
+
+    return ValidationMetrics()
 
 
 def _tensorboard_callback(log_dir: Path):
@@ -374,11 +610,15 @@ def _tensorboard_callback(log_dir: Path):
     return ScalarLogger()
 
 
-def _callbacks(config: TrainConfig, out: Path, best_val_loss: float):
+def _callbacks(config: TrainConfig, out: Path, state: dict, prepared, val_ids):
+    """In this order: validation metrics (added to the logs the others read), stop on a NaN
+    loss, checkpoints, history.csv, TensorBoard."""
     import keras
 
     return [
-        _checkpoint_callback(out, best_val_loss),
+        _validation_metrics_callback(config, prepared, val_ids),
+        keras.callbacks.TerminateOnNaN(),
+        _checkpoint_callback(out, state),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
         _tensorboard_callback(out / "logs"),
     ]
@@ -387,126 +627,136 @@ def _callbacks(config: TrainConfig, out: Path, best_val_loss: float):
 # --------------------------------------------------------------------------- training
 
 
-def _fit(config: TrainConfig, tiles, train_idx, val_idx):
+def _fit(config: TrainConfig, prepared, train_ids, val_ids):
     """Build or restore the model and train it; returns the number of completed epochs."""
     from assignment2.augment import AugmentConfig
-    from assignment2.pipeline import stack_tiles, steps_per_epoch, train_dataset, validation_dataset
+    from assignment2.data import read_tile
+    from assignment2.pipeline import steps_per_epoch, train_dataset, validation_dataset
 
     out = Path(config.output_dir)
-    images, masks = stack_tiles([tiles.images[i] for i in train_idx],
-                                [tiles.masks[i] for i in train_idx])
-    per_epoch = len(train_idx) * (config.crops_per_tile if config.augment else 1)
+    masks = (read_tile(tile).mask for tile in prepared.by_id(train_ids))  # read lazily
+    per_epoch = len(train_ids) * (config.crops_per_tile if config.augment else 1)
     steps = steps_per_epoch(per_epoch, config.batch_size)
     strategy = make_strategy(config.strategy)
-    state = _read_state(out) if config.resume else {"epoch": 0, "best_val_loss": float("inf")}
+    state = _read_state(out) if config.resume else _initial_state(config)
     with strategy.scope():
         if config.resume:
             model = _load_checkpoint(out / "checkpoints" / "last.keras")
         else:
-            model = _new_model(config, masks, steps * config.epochs)
+            model = build_model(config, steps * config.epochs, masks)
     augment_config = (AugmentConfig(crop_size=config.crop_size) if config.augment
                       else AugmentConfig.none())
-    train = train_dataset(images, masks, batch_size=config.batch_size,
+    train = train_dataset(prepared, tiles=train_ids, batch_size=config.batch_size,
                           augment_config=augment_config, seed=config.seed,
-                          start_element=state["epoch"] * steps * config.batch_size)
-    val = validation_dataset(*stack_tiles([tiles.images[i] for i in val_idx],
-                                          [tiles.masks[i] for i in val_idx]),
-                             batch_size=config.batch_size, multiple=config.stride)
-    if state["epoch"] < config.epochs:
-        model.fit(train, epochs=config.epochs, initial_epoch=state["epoch"],
-                  steps_per_epoch=steps, validation_data=val, verbose=config.verbose, shuffle=False,
-                  callbacks=_callbacks(config, out, state["best_val_loss"]))
-    return max(state["epoch"], config.epochs)
+                          start_element=state["epoch"] * steps * config.batch_size,
+                          normalization=config.normalization, multiple=config.stride)
+    val = validation_dataset(prepared, tiles=val_ids, batch_size=config.batch_size,
+                             multiple=config.stride, normalization=config.normalization)
+    if state["epoch"] >= config.epochs:
+        return state["epoch"]
+    callbacks = _callbacks(config, out, state, prepared, val_ids)
+    model.fit(_distribute(strategy, train), epochs=config.epochs, initial_epoch=state["epoch"],
+              steps_per_epoch=steps, validation_data=_distribute(strategy, val),
+              verbose=config.verbose, shuffle=False, callbacks=callbacks)
+    diverged = callbacks[2].diverged_epoch
+    if diverged is not None:
+        raise TrainingError(f"the training loss became NaN in epoch {diverged}; the "
+                            f"checkpoints keep epoch {diverged - 1} (try a lower "
+                            f"--learning-rate)")
+    return config.epochs
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _predict_validation(config: TrainConfig, model, images):
-    """Plain and (optionally) TTA probabilities ``(H, W, K)`` for every validation tile."""
+def _save_prediction(out: Path, tile, probs) -> None:
+    """One validation tile's probabilities (float16) and classes (uint8), georeferenced like
+    its source tile, written atomically."""
     import numpy as np
 
-    from assignment2.data import normalize
-    from assignment2.tta import predict_probs, predict_tta
-
-    inputs = [normalize(image) for image in images]
-    plain = list(predict_probs(model, np.stack(inputs), multiple=config.stride,
-                               batch_size=config.batch_size))
-    if not config.tta:
-        return plain, None
-    averaged = [predict_tta(model, image, transforms="d4", multiple=config.stride)
-                for image in inputs]
-    return plain, averaged
-
-
-def _metrics(true_masks, probs, instances):
-    import numpy as np
-
-    from assignment2.metrics import segmentation_metrics
-
-    predicted = [np.argmax(p, axis=-1).astype(np.uint8) for p in probs]
-    return dict(segmentation_metrics(true_masks, predicted, true_instances=instances))
-
-
-def _save_predictions(out: Path, ids, probs) -> None:
-    import numpy as np
+    from assignment2.geotiff import write_geotiff
 
     folder = out / "predictions"
-    folder.mkdir(parents=True, exist_ok=True)
-    for tile_id, p in zip(ids, probs):
-        _write_tiff(folder / f"{tile_id}_probs.tif", p.astype(np.float16))
-        _write_tiff(folder / f"{tile_id}_mask.tif", np.argmax(p, -1).astype(np.uint8))
+    write_geotiff(folder / f"{tile.id}_probs.tif", probs.astype(np.float16), tile.transform,
+                  photometric="minisblack")
+    write_geotiff(folder / f"{tile.id}_mask.tif", np.argmax(probs, -1).astype(np.uint8),
+                  tile.transform)
 
 
-def _save_figures(out: Path, ids, images, true_masks, probs) -> None:
+def _save_figures(out: Path, shown: list) -> None:
+    """Overlays of the first validation tiles (``shown``: (id, image, mask, probs)) and the
+    learning curves."""
     import numpy as np
 
     from assignment2 import plots
 
+    ids, images, masks, probs = zip(*shown)
     predicted = [np.argmax(p, axis=-1) for p in probs]
-    figure = plots.overlay_figure(images, true_masks, predicted, ids)
+    figure = plots.overlay_figure(list(images), list(masks), predicted, list(ids))
     plots.save_figure(figure, out / "figures" / "validation_overlays.png")
     curves = plots.learning_curves_figure(plots.read_history(out / "history.csv"))
     plots.save_figure(curves, out / "figures" / "learning_curves.png")
 
 
-def _evaluate(config: TrainConfig, tiles, val_idx) -> dict:
-    """Metrics of the best checkpoint on the validation tiles; predictions and figures saved."""
+def _evaluate(config: TrainConfig, prepared, val_ids) -> dict:
+    """Metrics of the best checkpoint on the validation tiles, streamed tile by tile (pooled,
+    per AOI and averaged over AOIs); predictions and figures saved."""
+    from assignment2.evaluation import evaluate
+
     out = Path(config.output_dir)
     best = out / "checkpoints" / "best.keras"
     model = _load_checkpoint(best if best.is_file() else out / "checkpoints" / "last.keras",
                              compile=False)
-    ids = [tiles.ids[i] for i in val_idx]
-    images = [tiles.images[i] for i in val_idx]
-    true_masks = [tiles.masks[i] for i in val_idx]
-    instances = None if tiles.instances is None else [tiles.instances[i] for i in val_idx]
-    plain, averaged = _predict_validation(config, model, images)
-    metrics = {"no_tta": _metrics(true_masks, plain, instances)}
-    if averaged is not None:
-        metrics["tta"] = _metrics(true_masks, averaged, instances)
-    stored = averaged if averaged is not None else plain
-    _save_predictions(out, ids, stored)
+    shown = []
+
+    def on_tile(tile, probs, element):
+        _save_prediction(out, tile, probs)
+        if len(shown) < 4:  # the overlay figure shows 4 tiles; keep no more in memory
+            shown.append((tile.id, element["image"], element["mask"], probs))
+
+    metrics = evaluate(model, prepared, tiles=val_ids, multiple=config.stride,
+                       normalization=config.normalization, tta=config.tta,
+                       batch_size=config.batch_size, on_tile=on_tile, polygons=True)
     write_json_atomic(out / "metrics.json", metrics)
-    _save_figures(out, ids, images, true_masks, stored)
+    _save_figures(out, shown)
     return metrics
 
 
-def run(config: TrainConfig) -> dict:
+def run(config: TrainConfig, explicit: dict | None = None) -> dict:
     """Train (or resume), validate and write every output; returns the metrics dict.
 
+    Every option, the data and (on resume) the run folder are checked before anything is
+    written. A new run into a folder holding a run needs ``overwrite`` (the old outputs are
+    then removed, so the folder never mixes two runs).
+
+    Args:
+        config: the options.
+        explicit: ``{name: value}`` of the options given on the command line (``--resume``
+            applies these to the saved configuration; None: none, everything as saved).
+
     Raises:
-        UsageError: bad data folder, split, crop size or checkpoint (one-line message).
+        UsageError: bad option, data folder, split, crop size, run folder or checkpoint.
         assignment2.data.DataError: a corrupt or inconsistent data file.
+        TrainingError: the loss became NaN (the checkpoints keep the last good epoch).
     """
+    from assignment2 import runs
+
     out = Path(config.output_dir)
-    if config.resume:
-        config = _config_for_resume(config, out)
-    tiles, train_idx, val_idx = _load_data(config)
-    _check_crop(config, tiles)
-    if not config.resume:
-        write_json_atomic(out / "config.json", dataclasses.asdict(config))
-    _fit(config, tiles, train_idx, val_idx)
-    metrics = _evaluate(config, tiles, val_idx)
+    config, session = _start_config(config, explicit or {})
+    _check_options(config)
+    prepared, train_ids, val_ids = _load_data(config)
+    _check_crop(config, prepared)
+    if session["mode"] == "overwrite":
+        runs.clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = runs.config_record(dataclasses.asdict(config), session["sessions"],
+                                mode=session["mode"], initial_epoch=session["initial_epoch"],
+                                changed=session["changed"])
+    write_json_atomic(out / "config.json", record)
+    _save_data_files(config, prepared, train_ids, val_ids)
+    _fit(config, prepared, train_ids, val_ids)
+    runs.clear_evaluation(out)  # predictions/ and metrics.json belong to this evaluation only
+    metrics = _evaluate(config, prepared, val_ids)
     _print_summary(metrics)
     return metrics
 
@@ -519,17 +769,20 @@ def _print_summary(metrics: dict) -> None:
 
 def main(argv=None) -> int:
     """Entry point: parse, run, and turn bad input into one line on stderr and exit status 2."""
-    config = parse_config(argv)
+    config, explicit = parse_args(argv)
     try:
         from assignment2.data import DataError
     except ImportError as exc:  # pragma: no cover - broken installation
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        run(config)
+        run(config, explicit)
     except (UsageError, DataError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except TrainingError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with --resume --output-dir {config.output_dir}",
               file=sys.stderr)

@@ -12,7 +12,8 @@ permute pixels, so their inverses are exact; the average of softmax outputs is a
 map.
 
 The U-Net needs H and W divisible by its stride, so tiles are reflect-padded at the bottom and the
-right, predicted, and the prediction cropped back (:func:`pad_to_multiple`, :func:`predict_probs`).
+right, predicted, and the prediction cropped back, by the one pad/crop helper of every mode
+(:mod:`assignment2.padding`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+
+from assignment2.padding import crop_to, pad_image
 
 
 # tf.image.rot90, not keras.ops.rot90: in Keras 3.15 (TensorFlow backend) the latter returns a
@@ -74,35 +77,6 @@ def _round_up(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def pad_to_multiple(images, multiple: int, *, size: tuple[int, int] | None = None):
-    """Reflect-pad the bottom and right of a batch so H and W become multiples of ``multiple``.
-
-    Reflection (``np.pad`` mode "reflect", repeated for pads larger than the image) keeps the
-    statistics of the border instead of adding a black frame the network never saw. Crop back with
-    ``out[:, :H, :W]``.
-
-    Args:
-        images: array ``(N, H, W, C)``.
-        multiple: the network stride (e.g. 16 for a U-Net of depth 4).
-        size: pad to this ``(H', W')`` instead (each >= H, W and a multiple of ``multiple``),
-            e.g. a square for the 90-degree rotations of a non-square tile.
-
-    Returns:
-        ``(padded, (H, W))``: float32 ``(N, H', W', C)`` and the original size.
-    """
-    images = _images_nhwc(images)
-    multiple = _check_multiple(multiple)
-    height, width = images.shape[1:3]
-    target = size or (_round_up(height, multiple), _round_up(width, multiple))
-    if target[0] < height or target[1] < width or target[0] % multiple or target[1] % multiple:
-        raise ValueError(f"size must be >= ({height}, {width}) and a multiple of {multiple}, "
-                         f"got {size!r}")
-    pads = ((0, 0), (0, target[0] - height), (0, target[1] - width), (0, 0))
-    if height == 1 or width == 1:  # nothing to reflect from a single row or column
-        return np.pad(images, pads, mode="edge"), (height, width)
-    return np.pad(images, pads, mode="reflect"), (height, width)
-
-
 def _predict_batch(model, batch: np.ndarray) -> np.ndarray:
     """Probabilities of one batch as float32 numpy; Keras models run compiled in inference mode.
 
@@ -132,10 +106,12 @@ def predict_probs(model, images, *, multiple: int = 16, batch_size: int = 8) -> 
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    padded, (height, width) = pad_to_multiple(images, multiple)
+    images = _images_nhwc(images)
+    height, width = images.shape[1:3]
+    padded = pad_image(images, _check_multiple(multiple))
     outputs = [_predict_batch(model, padded[i:i + batch_size])
                for i in range(0, len(padded), batch_size)]
-    return np.concatenate(outputs)[:, :height, :width]
+    return crop_to(np.concatenate(outputs), height, width)
 
 
 def _resolve_transforms(transforms) -> list[tuple]:
@@ -179,11 +155,11 @@ def _predict_views(model, image: np.ndarray, pairs: Sequence[tuple], multiple: i
     """
     height, width = image.shape[1:3]
     side = _round_up(max(height, width), multiple)
-    padded, _ = pad_to_multiple(image, multiple, size=(side, side))
+    padded = pad_image(image, multiple, size=(side, side))
     views = np.concatenate([np.asarray(forward(padded)) for forward, _ in pairs])
     probs = _predict_batch(model, views)
     restored = [np.asarray(inverse(probs[i:i + 1])) for i, (_, inverse) in enumerate(pairs)]
-    return np.sum(restored, axis=0)[:, :height, :width]
+    return crop_to(np.sum(restored, axis=0), height, width)
 
 
 def predict_tta(model, image, *, transforms="d4", scales: Sequence[float] = (1.0,),

@@ -12,12 +12,13 @@ import tifffile
 
 from assignment2.data import (
     DataError,
-    TileSet,
     default_data_dir,
     load_split,
     load_tiles,
     normalize,
+    open_prepared,
     read_buildings,
+    read_tile,
     save_split,
     split_ids,
 )
@@ -122,13 +123,6 @@ def test_folder_of_areas_and_prepared_folder_read_the_same(spacenet_area, spacen
     assert prepared.transforms == spacenet_tiles.transforms
 
 
-def test_instances_are_optional_in_a_prepared_folder(prepared_area, copy_area):
-    folder = copy_area(prepared_area)
-    shutil.rmtree(folder / "instances")
-    tiles = load_tiles(folder)
-    assert isinstance(tiles, TileSet) and tiles.instances is None and len(tiles) == 6
-
-
 def test_boundary_width_reaches_the_masks(spacenet_area, spacenet_tiles):
     thin = load_tiles(spacenet_area, boundary_width=1)
     for wide, narrow in zip(spacenet_tiles.masks, thin.masks):
@@ -213,40 +207,42 @@ def test_raw_tiff_without_georeference_or_with_one_band(spacenet_area, copy_area
     with pytest.raises(DataError, match="img1.tif: no GeoTIFF georeferencing"):
         load_tiles(area)
     write_geotiff(_image(area, 1), np.ones((64, 64), np.uint16))
-    with pytest.raises(DataError, match=r"img1.tif: expected a 3-band image, got shape \(64, 64\)"):
+    with pytest.raises(DataError, match=r"img1.tif: expected a 3-band image \(rgb\), got shape "
+                                        r"\(64, 64\)"):
         load_tiles(area)
 
 
-def test_prepared_mask_with_bad_values_is_named(prepared_area, copy_area):
+def test_prepared_tile_truncated_or_missing_is_named(prepared_area, copy_area):
     folder = copy_area(prepared_area)
-    mask = np.zeros((64, 64), np.uint8)
-    mask[0, :3] = [1, 7, 255]
-    write_geotiff(folder / "masks" / "AOI_2_Vegas_img3.tif", mask)
-    with pytest.raises(DataError, match=r"masks/AOI_2_Vegas_img3.tif: .*found \[7, 255\]"):
+    tile = folder / "tiles" / "AOI_2_Vegas_img3.tile"
+    tile.write_bytes(tile.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"tiles/AOI_2_Vegas_img3.tile: prepared tile has 100 "
+                                        r"bytes, the index says \d+ \(truncated"):
         load_tiles(folder)
+    tile.unlink()
+    with pytest.raises(DataError, match="AOI_2_Vegas_img3.tile: prepared tile is missing"):
+        open_prepared(folder)
 
 
-def test_prepared_image_and_mask_of_different_sizes(prepared_area, copy_area):
+def test_prepared_tile_corrupt_with_the_right_size_is_named(prepared_area, copy_area):
     folder = copy_area(prepared_area)
-    write_geotiff(folder / "masks" / "AOI_2_Vegas_img5.tif", np.zeros((64, 60), np.uint8))
-    with pytest.raises(DataError, match=r"img5.tif: size \(64, 60\) differs .* \(64, 64\)"):
-        load_tiles(folder)
+    tile = folder / "tiles" / "AOI_2_Vegas_img6.tile"
+    tile.write_bytes(bytes(len(tile.read_bytes())))
+    data = open_prepared(folder)
+    with pytest.raises(DataError, match="AOI_2_Vegas_img6.tile: corrupt prepared tile"):
+        read_tile(data.by_id(["AOI_2_Vegas_img6"])[0])
 
 
-@pytest.mark.parametrize("remove, named", [("masks", "images/AOI_2_Vegas_img2.tif"),
-                                           ("images", "masks/AOI_2_Vegas_img2.tif")])
-def test_prepared_image_without_mask_and_the_reverse(prepared_area, copy_area, remove, named):
+def test_old_or_damaged_prepared_index_is_refused(prepared_area, copy_area, tmp_path):
+    old = tmp_path / "old"
+    (old / "images").mkdir(parents=True)
+    with pytest.raises(DataError, match="older version"):
+        load_tiles(old)
     folder = copy_area(prepared_area)
-    (folder / remove / "AOI_2_Vegas_img2.tif").unlink()
-    with pytest.raises(DataError, match=f"{named}: has no matching"):
-        load_tiles(folder)
-
-
-def test_prepared_corrupt_mask_is_named(prepared_area, copy_area):
-    folder = copy_area(prepared_area)
-    (folder / "masks" / "AOI_2_Vegas_img6.tif").write_bytes(b"II*\x00garbage")
-    with pytest.raises(DataError, match="masks/AOI_2_Vegas_img6.tif: corrupt"):
-        load_tiles(folder)
+    index = json.loads((folder / "index.json").read_text())
+    (folder / "index.json").write_text(json.dumps({**index, "version": 1}))
+    with pytest.raises(DataError, match="index.json: unreadable index.*version 1"):
+        open_prepared(folder)
 
 
 # --------------------------------------------------------------------------- normalisation

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from assignment2.masks import building_masks, inner_boundary, rasterize_polygon
+from assignment2.masks import (
+    DEFAULT_BOUNDARY_WIDTH,
+    building_masks,
+    inner_boundary,
+    rasterize_polygon,
+)
 
 
 def _grid(text):
@@ -103,13 +108,16 @@ def test_building_mask_boundary_one_pixel():
     np.testing.assert_array_equal(instances, (mask > 0).astype(np.int32))
 
 
-def test_default_boundary_is_three_pixels():
+def test_default_boundary_is_two_pixels():
+    assert DEFAULT_BOUNDARY_WIDTH == 2
     mask, _ = building_masks([[(1, 1), (10, 1), (10, 10), (1, 10)]], (12, 12))
-    # footprint rows/cols 1..9 (9 pixels); erosion by 3 leaves rows/cols 4..6
+    # footprint rows/cols 1..9 (9 pixels); erosion by 2 leaves rows/cols 3..7
     expected = np.zeros((12, 12), np.uint8)
     expected[1:10, 1:10] = 2
-    expected[4:7, 4:7] = 1
+    expected[3:8, 3:8] = 1
     np.testing.assert_array_equal(mask, expected)
+    three, _ = building_masks([[(1, 1), (10, 1), (10, 10), (1, 10)]], (12, 12), boundary_width=3)
+    np.testing.assert_array_equal(three[1:10, 1:10] == 1, np.pad(np.ones((3, 3), bool), 3))
 
 
 def test_touching_neighbours_keep_their_own_boundaries():

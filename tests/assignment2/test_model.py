@@ -10,6 +10,7 @@ from assignment2.model import (
     ContextModule,
     Resize2D,
     build_unet,
+    dead_dilations,
     network_stride,
     pixel_class_weights,
     receptive_field,
@@ -143,6 +144,76 @@ def test_transpose_upsampling_has_no_checkerboard():
                        for w in tconv.get_weights()])
     out = np.asarray(tconv(np.ones((1, 6, 6, 4), "float32")))[0, 2:-2, 2:-2, 0]
     np.testing.assert_array_equal(out, np.full_like(out, 4 * 2 * 2))
+
+
+def test_context_level_places_the_module_at_that_resolution():
+    x = np.zeros((1, 32, 48, 3), "float32")
+    for level, (height, width, channels) in {2: (8, 12, 16), 1: (16, 24, 8), 0: (32, 48, 4),
+                                             None: (4, 6, 32)}.items():
+        net = build_unet(depth=3, base_filters=4, context_level=level)
+        probe = keras.Model(net.input, net.get_layer("context").output)
+        assert probe(x).shape == (1, height, width, channels), level
+        assert sum(isinstance(layer, ContextModule) for layer in net.layers) == 1
+    # the decoder block of the level feeds the module, the module feeds the next upsampling
+    net = build_unet(depth=3, base_filters=4, context_level=1)
+    assert net.get_layer("context").input is net.get_layer("dec1_relu2").output
+    assert net.get_layer("up0_tconv").input is net.get_layer("context").output
+    for bad, error in [(4, ValueError), (-1, ValueError), (1.0, TypeError)]:
+        with pytest.raises(error, match="context_level"):
+            build_unet(depth=3, base_filters=4, context_level=bad)
+
+
+def test_dead_dilations_are_those_reaching_past_the_map():
+    assert dead_dilations(8) == (8, 16)  # 128-pixel crops at the bottleneck of depth 4
+    assert dead_dilations(16) == (16,)
+    assert dead_dilations(17) == () and dead_dilations(32) == ()
+    assert dead_dilations(3, (1, 2, 3, 4)) == (3, 4)
+    with pytest.raises(ValueError, match="map_size"):
+        dead_dilations(0)
+
+
+@pytest.mark.parametrize("map_size", [8, 12])
+def test_dead_dilations_get_exactly_zero_gradient_at_off_centre_taps(map_size):
+    """The property :func:`dead_dilations` predicts, checked by autodiff on the layer."""
+    layer = ContextModule(implementation="conv2d")
+    x = tf.constant(np.random.default_rng(6).uniform(0.1, 1, (2, map_size, map_size, 3)),
+                    tf.float32)
+    layer.build(x.shape)
+    weights = [w + np.random.default_rng(7).normal(0, 0.05, w.shape).astype("float32")
+               for w in layer.get_weights()]
+    layer.set_weights(weights)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x) - 0.5))
+    grads = tape.gradient(loss, layer.dilated_kernels)
+    for rate, grad in zip(layer.dilations, grads):
+        off_centre = np.asarray(grad).copy()
+        off_centre[1, 1] = 0
+        assert (np.abs(off_centre).max() == 0) == (rate in dead_dilations(map_size)), rate
+
+
+def test_unet_under_mixed_precision_returns_float32_and_trains_one_step():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        net = build_unet(depth=2, base_filters=4, context_level=1)
+        net.compile(optimizer=keras.optimizers.Adam(1e-3), loss=segmentation_loss())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert net.get_layer("enc0_conv1").compute_dtype == "float16"
+    assert net.get_layer("context").compute_dtype == "float16"
+    assert net.get_layer("probabilities").compute_dtype == "float32"
+    assert isinstance(net.optimizer, keras.optimizers.LossScaleOptimizer)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(size=(2, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 3, (2, 16, 16)).astype("uint8")
+    probs = net(x)
+    assert probs.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, atol=1e-5)
+    before = [np.asarray(w).copy() for w in net.trainable_weights]
+    loss = float(net.train_on_batch(x, y))
+    assert np.isfinite(loss) and 0.5 < loss < 3.0  # about log(3) at initialisation
+    changed = [not np.array_equal(b, np.asarray(w)) for b, w in zip(before, net.trainable_weights)]
+    assert all(w.dtype == "float32" for w in net.trainable_weights) and sum(changed) > len(changed) // 2
 
 
 def test_network_stride():

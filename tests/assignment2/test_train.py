@@ -4,6 +4,7 @@ turns bad input into one line on stderr with exit status 2."""
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,8 +21,11 @@ from assignment2.model import build_unet, segmentation_loss
 from assignment2.pipeline import stack_tiles, train_dataset
 from data_stubs.spacenet import generate_area
 
+# the context module at full resolution: on 32-pixel crops a coarser level would leave its
+# dilation-16 taps reading only zero padding, which the CLI refuses
 TINY = ["--depth", "2", "--base-filters", "4", "--crop-size", "32", "--batch-size", "2",
-        "--crops-per-tile", "1", "--val-fraction", "0.34", "--verbose", "0"]
+        "--crops-per-tile", "1", "--val-fraction", "0.34", "--verbose", "0",
+        "--context-level", "0"]
 METRIC_KEYS = {"pixel_accuracy", "iou_background", "iou_building", "iou_boundary", "mean_iou",
                "building_f1"}
 
@@ -47,7 +51,7 @@ def test_short_training_on_a_fixed_batch_lowers_the_loss(area):
 
     tiles = load_tiles(area)
     images, masks = stack_tiles(tiles.images, tiles.masks)
-    batch = next(iter(train_dataset(images, masks, batch_size=4, seed=0,
+    batch = next(iter(train_dataset((images, masks), batch_size=4, seed=0,
                                     augment_config=AugmentConfig(crop_size=32))))
     model = build_unet(depth=2, base_filters=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=segmentation_loss())
@@ -61,6 +65,7 @@ def test_run_writes_every_output(finished_run):
     out = finished_run
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 2 and config["depth"] == 2 and config["output_dir"] == str(out)
+    assert [session["mode"] for session in config["sessions"]] == ["fresh"]
     split = json.loads((out / "split.json").read_text())
     assert len(split["train"]) == 4 and len(split["val"]) == 2
     for name in ("best.keras", "last.keras", "state.json"):
@@ -70,7 +75,9 @@ def test_run_writes_every_output(finished_run):
     norms = [layer for layer in best.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.momentum == 0.9 for layer in norms)  # TrainConfig.bn_momentum
     history = (out / "history.csv").read_text().splitlines()
-    assert history[0].split(",") == ["epoch", "loss", "val_loss"] and len(history) == 3
+    assert set(history[0].split(",")) == {"epoch", "loss", "val_loss", "val_mean_iou",
+                                          "val_iou_building", "val_building_f1"}
+    assert len(history) == 3
     assert {p.name for p in (out / "logs").iterdir()} == {"train", "validation"}
     assert {p.name for p in (out / "figures").iterdir()} == {
         "validation_overlays.png", "learning_curves.png"}
@@ -115,7 +122,11 @@ def test_resume_continues_epochs_split_and_optimizer_state(finished_run, area):
     rows = (out / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
     assert (out / "split.json").read_text() == split_before
-    assert json.loads((out / "config.json").read_text())["depth"] == 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["depth"] == 2 and config["epochs"] == 3 and config["tta"] is False
+    fresh, resumed = config["sessions"]
+    assert resumed["mode"] == "resume" and resumed["initial_epoch"] == 2
+    assert resumed["changed"] == {"epochs": [2, 3], "tta": [True, False]}
 
 
 def _cli(*args, cwd=None):
@@ -228,3 +239,181 @@ def test_mirrored_strategy_on_two_logical_cpus(area, tmp_path):
     metrics = json.loads((Path(tmp_path) / "metrics.json").read_text())
     assert set(metrics) == {"no_tta"} and METRIC_KEYS <= set(metrics["no_tta"])
 
+
+
+# --------------------------------------------------------------------------- run-folder safety
+
+
+def _snapshot(folder: Path) -> dict:
+    """Every file below ``folder`` with its bytes (to show that nothing was touched)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    """A private copy of the finished tiny run (tests may change it)."""
+    import shutil
+
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def test_fresh_run_into_a_run_folder_is_refused_and_changes_nothing(run_copy, area, capsys):
+    before = _snapshot(run_copy)
+    err = _main_error(["--data-dir", str(area), "--output-dir", str(run_copy), *TINY,
+                       "--epochs", "1"], capsys)
+    assert "holds a run" in err and "--overwrite" in err and "--resume" in err
+    assert _snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--overwrite", "--crop-size", "999"], "--crop-size 999"),
+    (["--overwrite", "--crop-size", "30"], "--crop-size 30"),
+    (["--overwrite", "--context-level", "3"], "--context-level 3"),
+    (["--overwrite", "--context-level", "1"], "zero padding"),  # 16 x 16 maps, dilation 16
+    (["--resume", "--crop-size", "999"], "--crop-size 999"),
+    (["--resume", "--depth", "3"], "--depth 3 (run has depth=2)"),
+    (["--resume", "--seed", "7", "--no-context"], "--seed 7 (run has seed=0); --no-context (run has context=True)"),
+    (["--resume", "--epochs", "1"], "--epochs 1 is below"),
+])
+def test_failing_checks_write_nothing(run_copy, area, args, named, capsys):
+    """Options, data and run folder are checked before anything is written: no split.json,
+    config.json or checkpoint of the run changes when a check fails."""
+    before = _snapshot(run_copy)
+    fixed = [a for a in TINY if a not in args] if "--overwrite" in args else []
+    err = _main_error(["--data-dir", str(area), "--output-dir", str(run_copy), *fixed, *args],
+                      capsys)
+    assert named in err, err
+    assert _snapshot(run_copy) == before
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--output-dir", str(tmp_path), "--resume", "--overwrite"])
+    assert exit_info.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_plain_resume_keeps_the_saved_epochs_and_records_the_session(run_copy, capsys):
+    """A 2-epoch run resumed without --epochs stays a 2-epoch run (not the default 20): it
+    trains nothing, re-evaluates and records the session."""
+    state = json.loads((run_copy / "checkpoints" / "state.json").read_text())
+    saved = json.loads((run_copy / "config.json").read_text())
+    last = (run_copy / "checkpoints" / "last.keras").read_bytes()
+    stale = run_copy / "predictions" / "AOI_9_Elsewhere_img1_probs.tif"
+    stale.write_bytes(b"a prediction of another run")
+    assert train.main(["--output-dir", str(run_copy), "--resume", "--no-tta"]) == 0
+    assert json.loads((run_copy / "checkpoints" / "state.json").read_text()) == state
+    assert (run_copy / "checkpoints" / "last.keras").read_bytes() == last
+    config = json.loads((run_copy / "config.json").read_text())
+    assert config["epochs"] == saved["epochs"] == state["epoch"]
+    assert config["sessions"][:-1] == saved["sessions"]
+    assert config["sessions"][-1]["changed"] == ({} if saved["tta"] is False
+                                                 else {"tta": [True, False]})
+    # predictions/ belongs to this evaluation only: the stray file is gone
+    val_ids = json.loads((run_copy / "split.json").read_text())["val"]
+    assert sorted(p.name for p in (run_copy / "predictions").iterdir()) == sorted(
+        f"{tile_id}_{kind}.tif" for tile_id in val_ids for kind in ("mask", "probs"))
+    assert set(json.loads((run_copy / "metrics.json").read_text())) == {"no_tta"}
+
+
+def test_overwrite_replaces_every_output_of_the_old_run(run_copy, area):
+    (run_copy / "notes.txt").write_text("not a run output")
+    old_split = json.loads((run_copy / "split.json").read_text())
+    (run_copy / "predictions" / "AOI_9_Elsewhere_img1_probs.tif").write_bytes(b"old")
+    assert train.main(["--data-dir", str(area), "--output-dir", str(run_copy), *TINY,
+                       "--epochs", "1", "--seed", "3", "--no-tta", "--overwrite"]) == 0
+    config = json.loads((run_copy / "config.json").read_text())
+    assert config["seed"] == 3 and [s["mode"] for s in config["sessions"]] == ["overwrite"]
+    assert json.loads((run_copy / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    assert len((run_copy / "history.csv").read_text().splitlines()) == 2
+    split = json.loads((run_copy / "split.json").read_text())
+    assert split != old_split
+    assert sorted(p.name for p in (run_copy / "predictions").iterdir()) == sorted(
+        f"{tile_id}_{kind}.tif" for tile_id in split["val"] for kind in ("mask", "probs"))
+    assert (run_copy / "notes.txt").read_text() == "not a run output"
+
+
+def test_nan_loss_stops_the_run_and_writes_no_checkpoint(area, tmp_path, monkeypatch, capsys):
+    """TerminateOnNaN: the NaN epoch saves nothing, so no stale or NaN best.keras exists and
+    nothing is evaluated; one line, exit status 1."""
+    build = train.build_model
+
+    def poisoned(*args, **kwargs):
+        model = build(*args, **kwargs)
+        logits = model.get_layer("logits")
+        logits.set_weights([np.full_like(w, np.nan) for w in logits.get_weights()])
+        return model
+
+    monkeypatch.setattr(train, "build_model", poisoned)
+    out = tmp_path / "run"
+    code = train.main(["--data-dir", str(area), "--output-dir", str(out), *TINY,
+                       "--epochs", "3", "--no-tta"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "NaN in epoch 1" in err
+    assert not (out / "checkpoints").exists() or not list((out / "checkpoints").iterdir())
+    assert not (out / "metrics.json").exists()
+
+
+def test_monitor_selects_the_best_epoch_and_metrics_are_logged(area, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(area), "--output-dir", str(out), *TINY,
+                       "--epochs", "3", "--no-tta", "--monitor", "val_building_f1",
+                       "--learning-rate", "0.01"]) == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    header, values = rows[0].split(","), [list(map(float, r.split(","))) for r in rows[1:]]
+    f1 = [row[header.index("val_building_f1")] for row in values]
+    iou = [row[header.index("val_mean_iou")] for row in values]
+    assert all(0 <= v <= 1 for v in f1 + iou) and len(set(iou)) > 1
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["monitor"] == "val_building_f1" and state["best"] == max(f1)
+    # TensorBoard: the validation scalars include the per-epoch metrics
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for path in (out / "logs" / "validation").iterdir():
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            tags |= {value.tag for value in event.summary.value}
+    assert {"epoch_loss", "epoch_mean_iou", "epoch_building_f1", "epoch_iou_building"} <= tags
+
+
+def test_help_shows_each_default_once_and_correctly():
+    help_text = train.build_parser().format_help()
+    blocks = re.split(r"\n  (?=-)", help_text.split("options:", 1)[1])[1:]
+    for block in blocks:
+        flat = " ".join(block.split())
+        expected = 0 if flat.startswith("-h") else 1
+        assert flat.count("(default:") == expected, flat
+        assert "(default: None)" not in flat and "default: True" not in flat, flat
+        assert "default: False" not in flat, flat
+    flat = " ".join(help_text.split())
+    defaults = train.TrainConfig()
+    for text in (f"(default: {defaults.epochs})", "(default: the embedded stub area)",
+                 "(default: with the module)", f"(default: {defaults.monitor})",
+                 f"--context-level N resolution level of the context module"):
+        assert text in flat, text
+
+
+def test_mixed_precision_run_trains_in_float16_with_float32_outputs(area, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(area), "--output-dir", str(out), *TINY,
+                       "--epochs", "1", "--no-tta", "--mixed-precision"]) == 0
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = keras.saving.load_model(out / "checkpoints" / "last.keras")
+    assert model.get_layer("context").compute_dtype == "float16"
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    probs = model(np.zeros((1, 32, 32, 3), "float32"))
+    assert probs.dtype == "float32"
+    metrics = json.loads((out / "metrics.json").read_text())["no_tta"]
+    assert all(np.isfinite(metrics[key]) for key in METRIC_KEYS)
+
+
+def test_distributed_datasets_set_the_auto_shard_policy():
+    import tensorflow as tf
+
+    dataset = train._distribute(tf.distribute.get_strategy(), tf.data.Dataset.range(4))
+    assert dataset.options().experimental_distribute.auto_shard_policy == \
+        tf.data.experimental.AutoShardPolicy.DATA

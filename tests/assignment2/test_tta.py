@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from assignment2.tta import dihedral_transforms, pad_to_multiple, predict_probs, predict_tta
+from assignment2.tta import dihedral_transforms, predict_probs, predict_tta
 
 LITERAL = np.array([[1, 2, 3], [4, 5, 6]])[None, :, :, None]
 
@@ -67,33 +67,24 @@ def test_dihedral_transforms_form_a_group():
             assert np.asarray(f(np.asarray(g(x)))).tobytes() in views
 
 
-def test_pad_to_multiple_reflects_bottom_and_right():
-    padded, size = pad_to_multiple(LITERAL, 4)
-    assert size == (2, 3) and padded.dtype == np.float32
-    np.testing.assert_array_equal(padded[0, :, :, 0], [[1, 2, 3, 2], [4, 5, 6, 5],
-                                                       [1, 2, 3, 2], [4, 5, 6, 5]])
-    same, size = pad_to_multiple(LITERAL, 1)
-    np.testing.assert_array_equal(same, LITERAL)
-    square, _ = pad_to_multiple(LITERAL, 2, size=(4, 4))
-    assert square.shape == (1, 4, 4, 1)
-    np.testing.assert_array_equal(square[0, :2, :3, 0], LITERAL[0, :, :, 0])
-    row, _ = pad_to_multiple(np.ones((1, 1, 3, 2)), 4)
-    np.testing.assert_array_equal(row, np.ones((1, 4, 4, 2)))
+def test_predict_probs_on_650_px_tiles_crops_back_to_650():
+    model, reference = _per_pixel_model()
+    rng = np.random.default_rng(1)
+    tiles = rng.random((2, 650, 650, 3)).astype("float32")
+    probs = predict_probs(model, tiles, multiple=16, batch_size=2)
+    assert probs.shape == (2, 650, 650, 3)
+    np.testing.assert_allclose(probs, reference(tiles), atol=1e-5)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((np.ones((4, 4, 3)), 4), "images"), ((LITERAL, 0), "multiple"), ((LITERAL, 2.0), "multiple"),
-])
-def test_pad_to_multiple_rejects_bad_arguments(args, match):
-    with pytest.raises(ValueError, match=match):
-        pad_to_multiple(*args)
+def test_tta_on_a_650_px_tile_through_a_strided_unet():
+    from assignment2.model import build_unet
 
-
-def test_pad_to_multiple_rejects_a_bad_size():
-    with pytest.raises(ValueError, match="size"):
-        pad_to_multiple(LITERAL, 4, size=(4, 6))
-    with pytest.raises(ValueError, match="size"):
-        pad_to_multiple(LITERAL, 4, size=(0, 4))
+    keras.utils.set_random_seed(0)
+    model = build_unet(depth=2, base_filters=2, context=False)
+    tile = np.random.default_rng(2).random((650, 650, 3)).astype("float32")
+    probs = predict_tta(model, tile, transforms="flips", multiple=4)
+    assert probs.shape == (650, 650, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
 def test_predict_probs_pads_and_crops_back_in_place():
