@@ -10,6 +10,7 @@ and the scores before a final softmax are recomputed from the softmax's input.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 
@@ -17,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adversarial._common import accepts_training_flag, call_model
+from adversarial.contract import final_activation, require_input_gradient, scores_fn
 
 __all__ = [
     "all_layers",
@@ -29,7 +30,10 @@ __all__ = [
     "find_layer",
     "logits_model",
     "probe_classes",
+    "require_gradient",
     "resolve_class_index",
+    "resolve_unit",
+    "resolve_preprocess",
     "tapped_layers",
 ]
 
@@ -129,22 +133,6 @@ def find_layer(model, layer_name: str):
                      f"{names}")
 
 
-def _final_layer(model):
-    """The layer producing the model's single output, descending into nested output models.
-
-    Only Sequential and Functional models are inspected (a subclassed model's last attribute
-    need not be its output layer); ``None`` when the output layer is unknown.
-    """
-    layer = model
-    while True:
-        if isinstance(layer, keras.Sequential) and layer.layers:
-            layer = layer.layers[-1]
-        elif hasattr(layer, "_nodes_by_depth") and len(getattr(layer, "outputs", []) or []) == 1:
-            layer = layer.outputs[0]._keras_history[0]
-        else:
-            return layer if layer is not model else None
-
-
 @contextlib.contextmanager
 def tapped_layers(layers: Sequence, record: str = "output") -> Iterator[dict]:
     """Temporarily wrap the ``call`` of ``layers`` to record their input or output.
@@ -182,68 +170,112 @@ def _recording_call(original: Callable, store: dict, key: int, record: str) -> C
 
 
 # ---------------------------------------------------------------------------------------------
+# Preprocessing, inside the gradient
+# ---------------------------------------------------------------------------------------------
+PREPROCESS_MODES = ("none", "caffe", "tf", "torch")
+
+
+def preprocess_names() -> list[str]:
+    """Every string :func:`resolve_preprocess` accepts: the modes and the ``keras.applications``
+    modules that have a ``preprocess_input``."""
+    modules = [name for name in dir(keras.applications) if not name.startswith("_")
+               and hasattr(getattr(keras.applications, name), "preprocess_input")]
+    return [*PREPROCESS_MODES, *sorted(set(modules) - {"imagenet_utils"})]
+
+
+def resolve_preprocess(preprocess) -> Callable | None:
+    """The differentiable function ``x -> x'`` applied to the images before the model.
+
+    Every visualisation takes ``preprocess``: the images it receives (and those it returns) stay
+    in the raw range, e.g. ``[0, 255]`` for ImageNet models, and the gradient flows through the
+    preprocessing to them.
+
+    Args:
+        preprocess: ``None`` or ``"none"`` (the model takes the images as they are);
+            ``"caffe"`` (RGB to BGR, minus the ImageNet mean ``(103.939, 116.779, 123.68)``),
+            ``"tf"`` (``x / 127.5 - 1``) or ``"torch"`` (``(x / 255 - mean) / std`` with the
+            ImageNet ``mean = (0.485, 0.456, 0.406)``, ``std = (0.229, 0.224, 0.225)``), each on
+            ``[0, 255]`` RGB images as in ``keras.applications.imagenet_utils``; the name of a
+            ``keras.applications`` module (``"mobilenet_v2"``, ``"resnet50"``, ...: its
+            ``preprocess_input``); or a callable of a float32 tensor built from TensorFlow /
+            ``keras.ops`` operations.
+
+    Returns:
+        the callable, or ``None`` for no preprocessing. Strings give the same object every time
+        (compiled functions keyed on it are reused).
+
+    Raises:
+        TypeError: neither a string, ``None`` nor a callable.
+        ValueError: an unknown name (the message lists the accepted ones).
+    """
+    if preprocess is None or callable(preprocess):
+        return preprocess
+    if not isinstance(preprocess, str):
+        raise TypeError(f"preprocess must be None, a name or a callable, got {preprocess!r}")
+    return _named_preprocess(preprocess)
+
+
+@functools.lru_cache(maxsize=None)
+def _named_preprocess(name: str) -> Callable | None:
+    if name == "none":
+        return None
+    if name in PREPROCESS_MODES:
+        return functools.partial(keras.applications.imagenet_utils.preprocess_input, mode=name)
+    module = getattr(keras.applications, name, None) if not name.startswith("_") else None
+    function = getattr(module, "preprocess_input", None)
+    if function is None or name == "imagenet_utils":
+        raise ValueError(f"preprocess must be one of {preprocess_names()} or a callable, got "
+                         f"{name!r}")
+    return function
+
+
+def _with_preprocess(function: Callable, preprocess: Callable | None) -> Callable:
+    if preprocess is None:
+        return function
+    return lambda x: function(tf.cast(preprocess(tf.identity(x)), tf.float32))
+
+
+def require_gradient(gradient, model, name: str = "model"):
+    """``gradient`` unless it is ``None`` (the model's output does not depend on its input);
+    the error is :func:`adversarial.contract.require_input_gradient`'s."""
+    del model
+    require_input_gradient(gradient, name)
+    return gradient
+
+
+# ---------------------------------------------------------------------------------------------
 # Scores before softmax
 # ---------------------------------------------------------------------------------------------
-def _is_softmax(fn) -> bool:
-    return getattr(fn, "__name__", None) == "softmax"
+def logits_model(model, preprocess=None) -> Callable:
+    """A callable ``x -> scores before the final softmax or sigmoid`` (inference mode).
 
-
-def _softmax_kind(layer) -> str | None:
-    """``"dense"`` for a layer with a softmax activation and a kernel, ``"identity"`` for an
-    ``Activation("softmax")`` or ``Softmax`` layer, ``None`` otherwise."""
-    if layer is None:
-        return None
-    if type(layer).__name__ == "Softmax":
-        return "identity"
-    if not _is_softmax(getattr(layer, "activation", None)):
-        return None
-    if hasattr(layer, "kernel") and type(layer).__name__ == "Dense":
-        return "dense"
-    return "identity" if type(layer).__name__ == "Activation" else None
-
-
-def logits_model(model) -> Callable:
-    """A callable ``x -> scores before the final softmax`` (inference mode).
-
-    If the model ends in ``Dense(..., activation="softmax")``, ``Activation("softmax")`` or a
-    ``Softmax`` layer (also at the end of a nested model), the scores are the input of that
-    softmax, recomputed as ``z = x W + b`` for the Dense layer; the user's model is not changed.
-    Any other model or callable is returned wrapped, its outputs taken as scores.
+    The one model contract of the package, :func:`adversarial.contract.scores_fn`: a final
+    softmax in any form (``activation="softmax"`` as a string or a function, ``tf.nn.softmax``,
+    ``keras.ops.softmax``, a ``Softmax`` or ``Activation`` layer, a ``Lambda``, also at the end
+    of a nested model) is skipped by reading its input, a ``Dense``/``Conv`` softmax or sigmoid
+    head gives ``z = x W + b``, a single sigmoid output its logit ``z``; the user's model is not
+    changed. A subclassed model or a function is probed on its first (eager) call: if it returns
+    probability rows, ValueError asks for a model or callable returning logits.
 
     Args:
         model: Keras model or callable mapping ``(N, H, W, C)`` to ``(N, K)``.
+        preprocess: applied to the images first (see :func:`resolve_preprocess`).
 
     Returns:
         callable mapping a float32 batch to the ``(N, K)`` scores.
     """
-    flag = accepts_training_flag(model)
-    last = _final_layer(model)
-    kind = _softmax_kind(last)
-    if kind is None:
-        return lambda x: call_model(model, x, flag)
-
-    def scores(x):
-        with tapped_layers([last], record="input") as store:
-            call_model(model, x, flag)
-        z = store[id(last)]
-        if kind == "dense":
-            z = keras.ops.matmul(z, last.kernel)
-            if last.bias is not None:
-                z = z + last.bias
-        return z
-
-    return scores
+    return _with_preprocess(scores_fn(model), resolve_preprocess(preprocess))
 
 
 def ends_in_softmax(model) -> bool:
-    """Whether :func:`logits_model` strips a final softmax from ``model``."""
-    return _softmax_kind(_final_layer(model)) is not None
+    """Whether :func:`logits_model` reads ``model``'s scores before a final softmax or sigmoid."""
+    return final_activation(model) in ("softmax", "sigmoid")
 
 
 # ---------------------------------------------------------------------------------------------
 # Intermediate activations
 # ---------------------------------------------------------------------------------------------
-def feature_model(model, layer_names: str | Sequence[str]) -> Callable:
+def feature_model(model, layer_names: str | Sequence[str], preprocess=None) -> Callable:
     """A callable ``x -> ([activations of layer_names], logits)`` in one forward pass.
 
     Works for layers inside nested models (a ``keras.applications`` base in a Sequential):
@@ -253,13 +285,14 @@ def feature_model(model, layer_names: str | Sequence[str]) -> Callable:
     Args:
         model: Keras model (Sequential, Functional, subclassed, nested).
         layer_names: one name or a list of names (see :func:`find_layer`).
+        preprocess: applied to the images first (see :func:`resolve_preprocess`).
 
     Returns:
         callable mapping ``(N, H, W, C)`` to ``(list of tensors, (N, K) scores before softmax)``.
     """
     names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
     layers = [find_layer(model, name) for name in names]
-    logits_fn = logits_model(model)
+    logits_fn = logits_model(model, preprocess)
 
     def features(x):
         with tapped_layers(layers) as store:
@@ -304,6 +337,54 @@ def resolve_class_index(class_index, logits, num_classes: int | None = None) -> 
     if bad.size:
         raise ValueError(f"class_index must be in [0, {k}), got {bad.tolist()}")
     return tf.constant(values, tf.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Units of a layer: one convention for every method
+# ---------------------------------------------------------------------------------------------
+def resolve_unit(unit_index, acts_shape: tuple, layer_name: str,
+                 name: str = "unit_index") -> tuple[int, tuple[int, ...] | None]:
+    """``(channel, position)`` of one unit of a layer whose output is ``acts_shape``.
+
+    The one convention of the package: an int is a CHANNEL (a whole feature map of a conv
+    layer, a unit of a dense layer); a tuple of ints indexing every non-batch axis is ONE
+    NEURON, ``(row, col, channel)`` for a conv layer (``(unit,)`` for a dense layer).
+    Several units are a list of these (``[3, 3, 7]`` is three channels, ``(3, 3, 7)`` one
+    neuron).
+
+    Args:
+        unit_index: an int or a tuple of ints, see above.
+        acts_shape: the layer's output shape, batch axis first.
+        layer_name: for the error messages.
+        name: the argument name for the error messages.
+
+    Returns:
+        ``(channel, None)`` for a channel, ``(channel, full index without the batch axis)``
+        for a neuron.
+
+    Raises:
+        TypeError: not an int or a tuple of ints.
+        ValueError: a tuple of the wrong length or an index out of range.
+    """
+    per_example = tuple(int(d) for d in acts_shape[1:])
+    is_int = isinstance(unit_index, (int, np.integer)) and not isinstance(unit_index, bool)
+    is_tuple = isinstance(unit_index, tuple) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in unit_index)
+    if not (is_int or is_tuple):
+        raise TypeError(f"{name} must be an int (a channel) or a tuple of ints (one neuron, "
+                        f"e.g. (row, col, channel)), got {unit_index!r}")
+    if is_tuple and len(unit_index) != len(per_example):
+        raise ValueError(f"{name} {unit_index!r} must index all {len(per_example)} non-batch "
+                         f"axes of layer {layer_name!r} (output shape {per_example} per "
+                         "example) to name one neuron; a list such as [3, 7] names several "
+                         "channels")
+    index = (int(unit_index),) if is_int else tuple(int(v) for v in unit_index)
+    limits = per_example[-1:] if is_int else per_example
+    if any(not 0 <= i < n for i, n in zip(index, limits)):
+        raise ValueError(f"{name} {unit_index!r} is out of range for layer {layer_name!r} with "
+                         f"output shape {per_example} per example (channels in [0, "
+                         f"{per_example[-1]}))")
+    return (index[0], None) if is_int else (index[-1], index)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -184,6 +184,18 @@ def _ascent_loop(objective, images, args, steps, rates, params, seed, normalize)
     return images, history.stack()
 
 
+def settling_rate(learning_rate, final_learning_rate, fraction: float = 0.1) -> float:
+    """``final_learning_rate``, defaulting to ``fraction`` of the (validated) ``learning_rate``.
+
+    Normalised steps of constant size only hover around an optimum; the methods that must
+    settle on it (class model, neuron, inversion, style) decay the rate to this value.
+    """
+    if final_learning_rate is not None:
+        return final_learning_rate
+    check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
+    return learning_rate * fraction
+
+
 def _decay_per_step(learning_rate, final_learning_rate, steps) -> float:
     """``(eta_final / eta)^(1 / (steps - 1))``, 1 for a constant rate."""
     if final_learning_rate is None:

@@ -181,7 +181,7 @@ def style_transfer(model, content_image, style_image, *, content_layers, style_l
     regularizers = ascent.Regularizers(value_range=value_range)
     image, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
-        final_learning_rate=_final_rate(learning_rate, final_learning_rate),
+        final_learning_rate=ascent.settling_rate(learning_rate, final_learning_rate),
         objective_args=(targets, scalars), regularizers=regularizers, seed=seed)
     return (image, -history[:, 0]) if return_history else image
 
@@ -271,14 +271,6 @@ def _extractor(model, layer_names):
         return out
 
     return extract_from_callable
-
-
-def _final_rate(learning_rate, final_learning_rate):
-    """``final_learning_rate``, defaulting to a tenth of the (validated) ``learning_rate``."""
-    if final_learning_rate is not None:
-        return final_learning_rate
-    ascent.check_real("learning_rate", learning_rate, minimum=0.0, strict=True)
-    return learning_rate / 10.0
 
 
 def _initial_image(content, init, seed):

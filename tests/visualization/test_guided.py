@@ -175,3 +175,78 @@ def test_bad_images(relu_mlp):
         deconvnet(model, _mlp_images()[0])
     with pytest.raises(ValueError, match=r"images .*\(4, 3, 1\)"):
         deconvnet(model, np.zeros((2, 4, 3, 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLUs written as TensorFlow ops: Lambda layers, lambda activations, subclassed calls, functions
+# ---------------------------------------------------------------------------------------------
+class _SubclassedMLP(keras.Model):
+    """The fixture's MLP with ``tf.nn.relu`` / ``keras.ops.relu`` written in ``call``."""
+
+    def __init__(self):
+        super().__init__(name="subclassed_mlp")
+        self.flatten = keras.layers.Flatten()
+        self.hidden1, self.hidden2 = keras.layers.Dense(6), keras.layers.Dense(5)
+        self.scores = keras.layers.Dense(3)
+
+    def call(self, x):
+        h = tf.nn.relu(self.hidden1(self.flatten(x)))
+        return self.scores(keras.ops.relu(self.hidden2(h)))
+
+
+def _op_relu_mlp(form, weights):
+    """The same network as ``relu_mlp`` with its ReLUs written in ``form``."""
+    if form == "subclassed":
+        model = _SubclassedMLP()
+        model(np.zeros((1, *MLP_INPUT), np.float32))
+        model.set_weights(weights)
+        return model
+    relu = {"lambda_tf": lambda: keras.layers.Lambda(tf.nn.relu),
+            "lambda_ops": lambda: keras.layers.Lambda(lambda x: keras.ops.relu(x)),
+            "activation_fn": None, "function": None}[form]
+    hidden = []
+    for units in (6, 5):
+        if relu is None:  # a lambda activation on the Dense layer
+            hidden.append(keras.layers.Dense(units, activation=lambda x: tf.nn.relu(x)))
+        else:
+            hidden += [keras.layers.Dense(units), relu()]
+    linear = keras.Sequential([keras.Input(MLP_INPUT), keras.layers.Flatten(), *hidden,
+                               keras.layers.Dense(3)])
+    linear.set_weights(weights)
+    if form == "function":  # a plain function around the model: the ReLUs are ops in its call
+        return lambda x: linear(x)
+    return linear
+
+
+@pytest.mark.parametrize("form", ["lambda_tf", "lambda_ops", "activation_fn", "subclassed",
+                                  "function"])
+def test_op_relu_forms_match_the_hand_computed_rules(relu_mlp, form):
+    _, weights = relu_mlp("activation")
+    model = _op_relu_mlp(form, weights)
+    images = _mlp_images()
+    classes = np.array([0, 1, 2, 0, 1])
+    for rule, method in (("guided", guided_backprop), ("deconvnet", deconvnet)):
+        expected, _ = _reference(weights, images, classes, rule)
+        np.testing.assert_allclose(method(model, images, classes), expected, rtol=1e-4,
+                                   atol=1e-5, err_msg=rule)
+    vanilla, _ = _reference(weights, images, classes, "vanilla")
+    np.testing.assert_allclose(image_gradients(model, images, classes), vanilla, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_a_relu_in_an_inner_tf_function_is_an_error_not_a_partial_map(relu_mlp):
+    _, weights = relu_mlp("activation")
+    linear = _op_relu_mlp("lambda_tf", weights)
+    inner = tf.function(lambda x: linear(x))
+    with pytest.raises(ValueError, match=r"guided rule cannot reach the ReLU op"):
+        guided_backprop(lambda x: inner(x), _mlp_images(), 0)
+
+
+def test_preprocess_is_inside_the_gradient(relu_mlp):
+    """model(x / 127.5 - 1): the gradient to the raw image is the chain rule's 1/127.5."""
+    model, weights = relu_mlp("ReLU")
+    raw = 127.5 * (_mlp_images() + 1.0)
+    classes = np.array([0, 1, 2, 0, 1])
+    expected, _ = _reference(weights, raw / 127.5 - 1.0, classes, "guided")
+    np.testing.assert_allclose(guided_backprop(model, raw, classes, preprocess="tf"),
+                               expected / 127.5, rtol=1e-4, atol=1e-7)

@@ -61,7 +61,8 @@ def test_patch_covering_the_image_gives_the_blank_image_probability(tiny_cnn, cn
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"patch_size": 9}, ValueError, r"patch_size 9 is larger than the image \(8x8\)"),
+    ({"patch_size": 9}, ValueError, r"patch_size must be at most the image size \(8x8\), got 9"),
+    ({"fill_value": [0.1, 0.2, 0.3]}, ValueError, r"fill_value must be a number or 2 numbers"),
     ({"patch_size": 0}, ValueError, "patch_size must be a positive int, got 0"),
     ({"stride": 0}, ValueError, "stride must be a positive int, got 0"),
     ({"stride": -2}, ValueError, "stride must be a positive int, got -2"),
@@ -78,3 +79,23 @@ def test_bad_input(kwargs, error, match):
 def test_bad_images(tiny_cnn):
     with pytest.raises(ValueError, match=r"images .*\(8, 8, 2\)"):
         occlusion_sensitivity(tiny_cnn, np.zeros((8, 8, 2)))
+
+
+def test_default_fill_is_the_per_channel_mean_of_the_images(tiny_cnn, cnn_images):
+    mean = cnn_images.mean(axis=(0, 1, 2))
+    got = occlusion_sensitivity(tiny_cnn, cnn_images, [2, 1, 1, 1], patch_size=3, stride=2)
+    np.testing.assert_allclose(got, _naive(tiny_cnn, cnn_images, [2, 1, 1, 1], 3, 2, mean),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_single_sigmoid_output_maps_its_probability_not_a_constant_one():
+    """Dense(1, sigmoid): P = sigmoid(z) of the occluded image (a softmax of one logit is 1)."""
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([np.random.default_rng(4).standard_normal((36, 1)).astype("float32"),
+                       np.zeros(1, "float32")])
+    images = np.random.default_rng(5).random((2, 6, 6, 1)).astype("float32")
+    got = occlusion_sensitivity(model, images, 0, patch_size=2, stride=2, fill_value=0.5)
+    np.testing.assert_allclose(got, _naive(model, images, [0, 0], 2, 2, 0.5), rtol=1e-5,
+                               atol=1e-6)
+    assert got.std() > 1e-3 and got.max() < 1.0
