@@ -44,8 +44,19 @@ _ROOFS = np.array([[0.72, 0.71, 0.68], [0.64, 0.40, 0.30], [0.33, 0.32, 0.31],
 _GROUND = np.array([0.58, 0.50, 0.40])
 
 
+#: Upper-left corner (lon, lat) of each SpaceNet 2 city's stub area and its brightness gain: the
+#: four cities differ in illumination, which is what per-AOI percentile scaling evens out.
+CITIES = {"Vegas": (2, -115.3, 36.2, 1.0), "Paris": (3, 2.30, 48.85, 0.7),
+          "Shanghai": (4, 121.4, 31.2, 0.85), "Khartoum": (5, 32.5, 15.6, 1.05)}
+#: MUL-PanSharpen bands (WorldView-3: coastal, blue, green, yellow, red, red edge, NIR1, NIR2)
+#: as mixtures of the red, green, blue digital numbers of the RGB-PanSharpen tile.
+_MUL_FROM_RGB = np.array([[0.0, 0.1, 0.8], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0],
+                          [1.0, 0.0, 0.0], [0.6, 0.5, 0.0], [0.3, 0.9, 0.1], [0.3, 0.8, 0.1]])
+
+
 def generate_area(root, *, seed: int = 0, n_tiles: int = 40, tile_size: int = 192,
-                  city: str = "Vegas", aoi: int = 2) -> pathlib.Path:
+                  city: str = "Vegas", aoi: int = 2, layout: str = "stub", bit_depth: int = 11,
+                  mul: bool = False, labels: bool = True) -> pathlib.Path:
     """Write a miniature SpaceNet 2 training area under ``root`` and return its AOI folder.
 
     Args:
@@ -53,27 +64,81 @@ def generate_area(root, *, seed: int = 0, n_tiles: int = 40, tile_size: int = 19
         seed: seed of every scene; the same arguments give byte-identical files.
         n_tiles: number of tiles ``img1 .. img<n_tiles>`` (>= 1).
         tile_size: side of the square tiles in pixels (>= 32; the real tiles have 650).
-        city: city name in the folder and file names (letters only, e.g. ``"Vegas"``).
+        city: city name in the folder and file names (letters only, e.g. ``"Vegas"``); the
+            cities of :data:`CITIES` get their own location and brightness.
         aoi: area-of-interest number in the names (>= 1).
+        layout: ``"stub"`` (uncompressed; even tiles band-interleaved, odd pixel-interleaved, RGB
+            photometric) or ``"gdal"`` as the real tiles are written by GDAL: MINISBLACK with
+            two extra samples, LZW-compressed, tiled 256 x 256, odd tiles pixel-interleaved and
+            even ones band-interleaved.
+        bit_depth: 11 (uint16 0..2047, as SpaceNet) or 8 (uint8 0..255, an 8-bit export).
+        mul: also write ``MUL-PanSharpen/`` 8-band tiles of the same scenes.
+        labels: False writes an images-only ``AOI_<aoi>_<city>_Test_public`` folder (no
+            GeoJSON), as the challenge's test areas.
 
     Returns:
-        ``root/AOI_<aoi>_<city>_Train``.
+        ``root/AOI_<aoi>_<city>_Train`` (or ``..._Test_public`` without labels).
     """
     _check_args(seed, n_tiles, tile_size, city, aoi)
-    area = pathlib.Path(root) / f"AOI_{aoi}_{city}_Train"
+    if layout not in ("stub", "gdal") or bit_depth not in (8, 11):
+        raise ValueError(f"layout must be 'stub' or 'gdal' and bit_depth 8 or 11, got "
+                         f"{layout!r}, {bit_depth!r}")
+    area = pathlib.Path(root) / f"AOI_{aoi}_{city}_{'Train' if labels else 'Test_public'}"
+    _, lon_origin, lat_origin, gain = CITIES.get(city, (aoi, LON_ORIGIN, LAT_ORIGIN, 1.0))
     columns = math.ceil(math.sqrt(n_tiles))
     for k in range(1, n_tiles + 1):
         row, col = divmod(k - 1, columns)
-        transform = GeoTransform(LON_ORIGIN + col * tile_size * DEGREES_PER_PIXEL,
-                                 LAT_ORIGIN - row * tile_size * DEGREES_PER_PIXEL,
+        transform = GeoTransform(lon_origin + col * tile_size * DEGREES_PER_PIXEL,
+                                 lat_origin - row * tile_size * DEGREES_PER_PIXEL,
                                  DEGREES_PER_PIXEL, DEGREES_PER_PIXEL)
-        image, buildings = render_tile(np.random.default_rng([seed, k]), tile_size, k)
+        image, buildings = render_tile(np.random.default_rng([seed, k]), tile_size, k, gain)
         name = f"AOI_{aoi}_{city}_img{k}"
-        write_geotiff(area / "RGB-PanSharpen" / f"RGB-PanSharpen_{name}.tif", image, transform,
-                      planar=k % 2 == 0)
-        text = b"" if k == 2 else _geojson(buildings, transform).encode()
-        write_bytes_atomic(area / "geojson" / "buildings" / f"buildings_{name}.geojson", text)
+        _write_image(area, "RGB-PanSharpen", name, _to_bit_depth(image, bit_depth), transform,
+                     k, layout)
+        if mul:
+            _write_image(area, "MUL-PanSharpen", name, _to_bit_depth(_mul_bands(image), bit_depth),
+                         transform, k, layout)
+        if labels:
+            text = b"" if k == 2 else _geojson(buildings, transform).encode()
+            write_bytes_atomic(area / "geojson" / "buildings" / f"buildings_{name}.geojson", text)
     return area
+
+
+def _write_image(area, folder: str, name: str, image, transform, k: int, layout: str) -> None:
+    path = area / folder / f"{folder}_{name}.tif"
+    if layout == "stub":
+        write_geotiff(path, image, transform, planar=k % 2 == 0)
+    else:
+        write_geotiff(path, image, transform, planar=k % 2 == 0, photometric="minisblack",
+                      compression="lzw", tile=(256, 256))
+
+
+def _to_bit_depth(image: np.ndarray, bit_depth: int) -> np.ndarray:
+    if bit_depth == 11:
+        return image
+    return np.rint(image.astype(np.float64) * (255 / MAX_DN)).astype(np.uint8)
+
+
+def _mul_bands(image: np.ndarray) -> np.ndarray:
+    """8 WorldView-3 bands mixed from the RGB digital numbers (no-data stays 0)."""
+    rgb = image.astype(np.float64)
+    return np.clip(np.rint(rgb @ _MUL_FROM_RGB.T), 0, MAX_DN).astype(np.uint16)
+
+
+def generate_spacenet(root, *, cities=("Vegas", "Paris"), n_tiles: int = 6,
+                      tile_size: int = 64, seed: int = 0, test_public: bool = True,
+                      **options) -> pathlib.Path:
+    """Several stub AOIs side by side, as the SpaceNet 2 download: one ``AOI_<n>_<City>_Train``
+    per city of :data:`CITIES` and (``test_public``) an images-only ``..._Test_public`` of the
+    first city. ``options`` go to :func:`generate_area`. Returns ``root``."""
+    for city in cities:
+        aoi = CITIES[city][0]
+        generate_area(root, seed=seed, n_tiles=n_tiles, tile_size=tile_size, city=city, aoi=aoi,
+                      **options)
+    if test_public:
+        generate_area(root, seed=seed + 1000, n_tiles=max(2, n_tiles // 2), tile_size=tile_size,
+                      city=cities[0], aoi=CITIES[cities[0]][0], labels=False, **options)
+    return pathlib.Path(root)
 
 
 def _check_args(seed, n_tiles, tile_size, city, aoi) -> None:
@@ -87,7 +152,7 @@ def _check_args(seed, n_tiles, tile_size, city, aoi) -> None:
         raise ValueError(f"city must be a non-empty string of letters, got {city!r}")
 
 
-def render_tile(rng: np.random.Generator, size: int, k: int = 1
+def render_tile(rng: np.random.Generator, size: int, k: int = 1, gain: float = 1.0
                 ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """One scene: uint16 ``(size, size, 3)`` 11-bit image and its buildings in pixel coordinates.
 
@@ -95,6 +160,7 @@ def render_tile(rng: np.random.Generator, size: int, k: int = 1
         rng: the tile's random generator.
         size: tile side in pixels.
         k: tile number; decides the special tiles (no buildings, no-data wedge).
+        gain: brightness of the scene (a city's illumination; 1.0 for Vegas).
 
     Returns:
         ``(image, buildings)``, each building a polygon (list of ``(N, 2)`` rings ``(x, y)``).
@@ -113,7 +179,7 @@ def render_tile(rng: np.random.Generator, size: int, k: int = 1
         _draw_roof(rng, refl, polygon)
     refl = ndimage.gaussian_filter(refl, sigma=(0.6, 0.6, 0))  # sensor point spread
     refl += rng.normal(0.0, 0.012, refl.shape)
-    image = np.clip(np.rint(refl * 1900 + 40), 1, MAX_DN).astype(np.uint16)
+    image = np.clip(np.rint(refl * (1900 * gain) + 40), 1, MAX_DN).astype(np.uint16)
     image[wedge] = 0
     return image, [polygon for polygon, _ in buildings]
 
