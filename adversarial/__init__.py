@@ -1,10 +1,10 @@
-"""Adversarial examples and defences of the course (issue 3).
+"""Adversarial examples and defences of the course.
 
 Attacks: :func:`fgsm_attack`, :func:`pgd_attack`, :func:`mim_attack` (the slides' signatures),
 :func:`lbfgs_attack` (Szegedy et al.), :func:`apgd_attack` (Croce & Hein),
 :func:`square_attack` (Andriushchenko et al., black-box). Evaluation that is hard to fool:
 :func:`evaluate_robustness` (an AutoAttack-style ensemble, per-example worst case, with sanity
-warnings). Model/input contract: :mod:`adversarial.contract`; :func:`clear_cache` forgets the
+warnings; :func:`clean_evaluation` gives its epsilon-0 row). Model/input contract: :mod:`adversarial.contract`; :func:`clear_cache` forgets the
 compiled attacks. Defence: :class:`AdversarialTraining` (Madry et al.).
 Distances: :func:`l1_distance`, :func:`l2_distance`, :func:`linf_distance`, :func:`rms_distance`,
 :func:`average_minimal_distortion`. Evaluation: :func:`robust_accuracy`,
@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "apgd_attack": "apgd",
     "square_attack": "square",
     "evaluate_robustness": "robustness",
+    "clean_evaluation": "robustness",
     "clear_cache": "_common",
     "LBFGSResult": "lbfgs",
     "AdversarialTraining": "training",
@@ -71,6 +72,7 @@ __all__ = [
     "adversarial_examples",
     "apgd_attack",
     "average_minimal_distortion",
+    "clean_evaluation",
     "clear_cache",
     "evaluate_robustness",
     "fgsm_attack",

@@ -466,7 +466,8 @@ def seed_tensor(seed) -> tf.Tensor:
 
 
 def prepare_batch(model, input_image, input_label, *, clip_min: float, clip_max: float,
-                  soft_label: bool = False, label_name: str = "input_label"):
+                  soft_label: bool = False, label_name: str = "input_label",
+                  image_name: str = "input_image"):
     """``(images float32, labels int32 (N,), num_classes)`` after the contract's checks.
 
     Images must lie in ``[clip_min, clip_max]`` (:func:`adversarial.contract.check_input_range`),
@@ -474,7 +475,7 @@ def prepare_batch(model, input_image, input_label, *, clip_min: float, clip_max:
     """
     if not callable(model):
         raise TypeError(f"model must be callable (batch -> logits), got {type(model)!r}")
-    images = check_input_range(input_image, clip_min, clip_max, "input_image")
+    images = check_input_range(input_image, clip_min, clip_max, image_name)
     num = int(images.shape[0])
     if num == 0:
         return images, tf.zeros([0], tf.int32), 0
@@ -485,18 +486,54 @@ def prepare_batch(model, input_image, input_label, *, clip_min: float, clip_max:
     return images, tf.constant(labels), num_classes
 
 
+# Elementwise kernels (exp, log, tanh, pow, cos) are vectorised over the flattened tensor with a
+# scalar loop for the last ``size mod packet`` elements, and the scalar and vector code of a
+# transcendental function differ in the last bit. A batch padded to a multiple of 16 examples
+# (the float32 packet of AVX-512, a multiple of AVX2's 8) runs every element through the vector
+# code, so an example's numbers do not depend on how many others share its chunk.
+ALIGN = 16
+
+
+def aligned_call(fn: Callable, num_batched: int, *args):
+    """``fn(*args)`` with the first ``num_batched`` args padded along axis 0 to a multiple of 16.
+
+    The padding repeats the last example and is cut from every output (a tensor or a tuple of
+    tensors with the batch on axis 0), so the results are those of ``fn`` on the ``n`` examples,
+    bit for bit the same whatever ``n`` and whatever else is in the batch (see ``ALIGN``).
+    """
+    batched = [tf.convert_to_tensor(a) for a in args[:num_batched]]
+    num = int(batched[0].shape[0])
+    pad = -num % ALIGN
+    if pad and num:
+        batched = [tf.concat([a, tf.repeat(a[-1:], pad, axis=0)], 0) for a in batched]
+    out = fn(*batched, *args[num_batched:])
+    if not pad or not num:
+        return out
+    if isinstance(out, (tuple, list)):
+        return type(out)(o[:num] for o in out)
+    return out[:num]
+
+
+def aligned_logits(model) -> Callable:
+    """``x -> logits`` of :func:`attack_logits_fn`, batch-padded as in :func:`aligned_call`."""
+    logits_fn = attack_logits_fn(model)
+    return lambda images: aligned_call(logits_fn, 1, images)
+
+
 def run_in_chunks(fn: Callable, batch_size: int, images, labels, *args):
     """``fn(images[s:e], labels[s:e], indices[s:e], *args)`` chunk by chunk, concatenated.
 
     ``indices`` are the int64 positions of the examples in ``images``, so per-example random
-    numbers (and hence the results) do not depend on ``batch_size``; memory is that of one chunk.
+    numbers (and hence the results) do not depend on ``batch_size``; each chunk is padded to a
+    multiple of 16 examples (:func:`aligned_call`) so that float rounding does not depend on it
+    either. Memory is that of one chunk.
     """
     num = int(images.shape[0])
     parts = []
     for start in range(0, num, batch_size):
         stop = min(start + batch_size, num)
         indices = tf.range(start, stop, dtype=tf.int64)
-        parts.append(fn(images[start:stop], labels[start:stop], indices, *args))
+        parts.append(aligned_call(fn, 3, images[start:stop], labels[start:stop], indices, *args))
     if len(parts) == 1:
         return parts[0]
     return tf.concat(parts, axis=0)

@@ -31,6 +31,8 @@ import tensorflow as tf
 from adversarial._common import (
     DEFAULT_BATCH_SIZE,
     accepts_training_flag,
+    aligned_call,
+    aligned_logits,
     ascent_step,
     attack_logits_fn,
     attack_success,
@@ -224,7 +226,7 @@ def _compiled_run(model, image_shape: tuple, *, norm: float, loss: str, targeted
 
 def target_ranks(model, images, labels, num_targets: int, batch_size: int) -> np.ndarray:
     """``(N, num_targets)`` classes ranked 2nd, 3rd, ... by the clean scores, excluding ``y``."""
-    logits_fn = attack_logits_fn(model)
+    logits_fn = aligned_logits(model)
     parts = []
     for begin in range(0, len(images), batch_size):
         scores = np.array(logits_fn(images[begin:begin + batch_size]), np.float32)
@@ -266,8 +268,8 @@ def apgd_examples(model, images, labels, indices, *, epsilon: float, num_steps: 
             stream = tf.constant(_STREAM_APGD + 256 * rank + restart, tf.int64)
             for begin in range(0, len(todo), batch_size):
                 part = todo[begin:begin + batch_size]
-                x_best, loss_best, x_success, ok = run(
-                    tf.constant(images[part]), tf.constant(labels[part]),
+                x_best, loss_best, x_success, ok = aligned_call(
+                    run, 4, tf.constant(images[part]), tf.constant(labels[part]),
                     tf.constant(target_table[part, rank]), tf.constant(indices[part]),
                     numbers[0], numbers[1], numbers[2], stream, *bounds)
                 ok, loss_best = ok.numpy(), loss_best.numpy()

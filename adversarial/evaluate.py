@@ -134,12 +134,16 @@ def robustness_table(models: dict, x, y, config: EvaluateConfig) -> dict:
     Epsilon 0 gives the clean accuracy (no attack is run); the per-example ``robust`` flags
     are dropped and the interval is a list, so that the table is JSON.
     """
-    from adversarial.robustness import evaluate_robustness
+    from adversarial.robustness import clean_evaluation, evaluate_robustness
 
     table = {}
     for name, model in models.items():
         table[name] = {}
         for epsilon in config.epsilons:
+            if float(epsilon) == 0.0:
+                result = clean_evaluation(model, x, y, batch_size=config.batch_size)
+                table[name][epsilon_key(epsilon)] = _json_ready(result)
+                continue
             result = evaluate_robustness(
                 model, x, y, float(epsilon), seed=config.seed, batch_size=config.batch_size,
                 attacks=config.attacks, num_steps=config.num_steps,

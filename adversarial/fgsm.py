@@ -38,7 +38,7 @@ def fgsm_attack(model, input_image, input_label, epsilon=0.3, clip_value_min=0.,
         clip_value_max]`` and within ``epsilon`` of ``x`` in the chosen norm, gradients stopped.
 
     Raises:
-        ValueError, TypeError: bad arguments, naming the argument (issue 3, section 7).
+        ValueError, TypeError: bad arguments, naming the argument and showing the value.
     """
     return run_attack(model, input_image, input_label, epsilon=epsilon,
                       clip_value_min=clip_value_min, clip_value_max=clip_value_max,

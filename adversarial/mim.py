@@ -30,7 +30,7 @@ def mim_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_
         ``tf.Tensor`` float32 shaped like ``input_image``, gradients stopped.
 
     Raises:
-        ValueError, TypeError: bad arguments, naming the argument (issue 3, section 7).
+        ValueError, TypeError: bad arguments, naming the argument and showing the value.
     """
     return run_attack(model, input_image, input_label, epsilon=epsilon, num_steps=num_steps,
                       step_size=step_size, decay=decay, clip_value_min=clip_value_min,

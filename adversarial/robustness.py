@@ -30,6 +30,8 @@ import tensorflow as tf
 from adversarial._common import (
     DEFAULT_BATCH_SIZE,
     accepts_training_flag,
+    aligned_call,
+    aligned_logits,
     attack_logits_fn,
     attack_objective,
     check_batch_size,
@@ -151,19 +153,19 @@ def _pgd_margin(model, images, labels, indices, *, epsilon, num_steps, norm, see
     numbers = (tf.constant(epsilon, tf.float32), tf.constant(2.5 * epsilon / num_steps),
                tf.constant(num_steps, tf.int32), tf.constant(0.0), seed,
                tf.constant(clip_min, tf.float32), tf.constant(clip_max, tf.float32))
-    logits_fn = attack_logits_fn(model)
+    logits_fn = aligned_logits(model)
     adversarial, success = np.empty_like(images), np.zeros(len(images), bool)
     for begin in range(0, len(images), batch_size):
         part = slice(begin, begin + batch_size)
-        adv = attack(tf.constant(images[part]), tf.constant(labels[part]),
-                     tf.constant(indices[part], tf.int64), *numbers)
+        adv = aligned_call(attack, 3, tf.constant(images[part]), tf.constant(labels[part]),
+                           tf.constant(indices[part], tf.int64), *numbers)
         adversarial[part] = adv.numpy()
         success[part] = np.argmax(np.asarray(logits_fn(adv)), 1) != labels[part]
     return adversarial, success
 
 
 def _predictions(model, images, batch_size) -> np.ndarray:
-    logits_fn = attack_logits_fn(model)
+    logits_fn = aligned_logits(model)
     return np.concatenate([np.argmax(np.asarray(logits_fn(tf.constant(images[i:i + batch_size]))),
                                      1) for i in range(0, len(images), batch_size)])
 
@@ -241,6 +243,9 @@ def evaluate_robustness(model, images, labels, epsilon, *, norm=np.inf, clip_val
     Raises:
         ValueError, TypeError: bad arguments, naming the argument and showing the value.
     """
+    if check_real(epsilon, "epsilon") == 0.0:
+        raise ValueError(f"epsilon must be > 0 (the clean accuracy, epsilon 0, comes from "
+                         f"adversarial.robustness.clean_evaluation), got {epsilon!r}")
     epsilon = check_real(epsilon, "epsilon", minimum=0.0, strict=True)
     norm = check_norm(norm)
     clip = check_clip_range(clip_value_min, clip_value_max)
@@ -252,7 +257,8 @@ def evaluate_robustness(model, images, labels, epsilon, *, norm=np.inf, clip_val
                                                                        "num_targets")
     seed = seed_tensor(check_int(seed, "seed", minimum=0))
     tensor, label_tensor, num_classes = prepare_batch(
-        model, images, labels, clip_min=clip[0], clip_max=clip[1], label_name="labels")
+        model, images, labels, clip_min=clip[0], clip_max=clip[1], label_name="labels",
+        image_name="images")
     x, y = tensor.numpy(), label_tensor.numpy()
     if len(x) == 0:
         raise ValueError(f"images must hold at least one example, got shape {x.shape}")
@@ -286,6 +292,30 @@ def evaluate_robustness(model, images, labels, epsilon, *, norm=np.inf, clip_val
             "skipped": skipped, "warnings": warnings}
 
 
+def clean_evaluation(model, images, labels, *, clip_value_min=0., clip_value_max=1.,
+                     batch_size=DEFAULT_BATCH_SIZE) -> dict:
+    """The epsilon-0 row of a robustness table, in the schema of :func:`evaluate_robustness`.
+
+    No attack runs: ``robust_accuracy = clean_accuracy = mean_i [f(x_i) = y_i]``, with its 95%
+    Wilson interval, ``per_attack = {}`` and ``warnings = []``. The images and labels pass the
+    same checks as in :func:`evaluate_robustness`.
+    """
+    clip = check_clip_range(clip_value_min, clip_value_max)
+    batch_size = check_batch_size(batch_size)
+    tensor, label_tensor, _ = prepare_batch(model, images, labels, clip_min=clip[0],
+                                            clip_max=clip[1], label_name="labels",
+                                            image_name="images")
+    x, y = tensor.numpy(), label_tensor.numpy()
+    if len(x) == 0:
+        raise ValueError(f"images must hold at least one example, got shape {x.shape}")
+    correct = _predictions(model, x, batch_size) == y
+    accuracy = float(correct.mean())
+    return {"clean_accuracy": accuracy, "robust_accuracy": accuracy,
+            "robust_accuracy_ci95": wilson_interval(int(correct.sum()), len(correct)),
+            "num_examples": len(correct), "epsilon": 0.0, "norm": np.inf, "per_attack": {},
+            "broken_by": {}, "robust": correct, "skipped": {}, "warnings": []}
+
+
 def _skip_reason(name, gradients, norm, shape) -> str | None:
     if name in WHITE_BOX and not gradients:
         return "the model has no input gradient"
@@ -298,9 +328,11 @@ def _skip_reason(name, gradients, norm, shape) -> str | None:
 
 def _sanity_after(model, x, y, correct, broken_by, settings, gradients, check_large) -> list[str]:
     warnings = []
+    order = list(broken_by)  # the attacks run, in order
+    white_before = "square" in order and any(name in WHITE_BOX
+                                             for name in order[:order.index("square")])
     black = broken_by.get("square", 0)
-    white = sum(broken_by.get(name, 0) for name in WHITE_BOX)
-    if gradients and white and black > max(BLACK_BOX_MARGIN * len(x), 1):
+    if gradients and white_before and black > max(BLACK_BOX_MARGIN * len(x), 1):
         warnings.append(f"the black-box Square Attack broke {black} examples that every "
                         f"white-box attack missed: the gradients mislead the attacks "
                         f"(gradient masking); trust the ensemble, not a single gradient attack")

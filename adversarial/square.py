@@ -25,6 +25,7 @@ import tensorflow as tf
 from adversarial._common import (
     DEFAULT_BATCH_SIZE,
     accepts_training_flag,
+    aligned_call,
     attack_logits_fn,
     attack_objective,
     check_batch_size,
@@ -136,8 +137,8 @@ def square_examples(model, images, labels, indices, *, epsilon: float, num_queri
     adversarial, success = images.copy(), np.zeros(len(images), bool)
     for begin in range(0, len(images), batch_size):
         part = slice(begin, begin + batch_size)
-        x_best, margin_best = run(
-            tf.constant(images[part]), tf.constant(np.asarray(labels[part], np.int32)),
+        x_best, margin_best = aligned_call(
+            run, 3, tf.constant(images[part]), tf.constant(np.asarray(labels[part], np.int32)),
             tf.constant(np.asarray(indices[part], np.int64)), tf.constant(epsilon, tf.float32),
             tf.constant(num_queries, tf.int32), tf.constant(p_init, tf.float32), seed,
             tf.constant(clip_min, tf.float32), tf.constant(clip_max, tf.float32))

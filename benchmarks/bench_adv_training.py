@@ -1,6 +1,6 @@
 """One PGD adversarial-training epoch against (steps + 1) clean training epochs.
 
-Goal (issue 3, section 6): ``time(adversarial epoch with k PGD steps) / time(k + 1 clean epochs)
+Goal: ``time(adversarial epoch with k PGD steps) / time(k + 1 clean epochs)
 <= 1.2``. An adversarial step needs k input-gradient passes for the attack plus one training pass
 on the clean and adversarial halves, so ``k + 1`` clean epochs is the work it cannot avoid.
 

@@ -1,7 +1,10 @@
 """PGD-20 (and MIM-20) against 20 compiled forward+backward passes of the same model and batch.
 
-Goal (issue 3, section 6): ``time(PGD-20) / time(20 forward+backward passes) <= 1.1``, i.e. the
-attack's projection, clipping and bookkeeping cost at most 10% on top of the gradients it needs.
+Goals: ``time(PGD-20) / time(20 forward+backward passes) <= 1.1`` and ``time(APGD-100) /
+time(100 compiled forward+backward passes) <= 1.1`` (``--apgd``), i.e. the attack's projection,
+clipping and bookkeeping cost at most 10% on top of the gradients it needs; and (``--memory``)
+the peak memory of ``pgd_attack`` on 4,096 images with ``batch_size=256`` within 1.2x of its peak
+on 256 images (each size measured in a fresh subprocess: peak resident set size growth).
 
 The reference is one ``tf.function`` running a ``tf.while_loop`` of 20 steps
 ``x <- x + 1e-3 * grad_x CE(f(x), y)`` (each step depends on the previous one, so nothing can be
@@ -10,6 +13,8 @@ single forward+backward pass 20 times from Python. Medians over ``--repeats`` ru
 that traces everything; the load average of the machine is printed next to the numbers.
 
     python benchmarks/bench_attacks.py [--batch-size 450] [--architecture cnn] [--repeats 7]
+    python benchmarks/bench_attacks.py --apgd [--batch-size 450] [--repeats 3]
+    python benchmarks/bench_attacks.py --memory
 """
 
 from __future__ import annotations
@@ -91,6 +96,62 @@ def run(batch_size: int, architecture: str, repeats: int, steps: int = 20) -> li
     return rows
 
 
+def run_apgd(batch_size: int, architecture: str, repeats: int, steps: int = 100) -> dict:
+    """APGD-100 (one run: ``steps + 1`` forward/backward passes) against the compiled loop."""
+    import numpy as np
+
+    from adversarial import apgd_attack
+    from adversarial.models import resnet, small_cnn
+    from data_stubs.digits import load_digits
+
+    data = load_digits()
+    x = np.resize(data.x_test, (batch_size, 8, 8, 1)).astype(np.float32)
+    y = np.resize(data.y_test, (batch_size,)).astype(np.int32)
+    model = (small_cnn if architecture == "cnn" else resnet)()
+    looped, _ = _references(model, steps + 1)
+    xt, yt = tf_constant(x), tf_constant(y)
+    t = median_seconds({"loop": lambda: looped(xt, yt).numpy(),
+                        "apgd": lambda: apgd_attack(model, xt, yt, 0.2, num_steps=steps, seed=0,
+                                                    batch_size=batch_size).numpy()}, repeats)
+    return {"name": f"apgd-{steps}", "attack": t["apgd"], "loop": t["loop"]}
+
+
+_MEMORY_SCRIPT = """
+import resource, sys
+import numpy as np
+from adversarial import pgd_attack
+from adversarial.models import small_cnn
+model = small_cnn(input_shape=(32, 32, 3))
+x = np.random.default_rng(0).uniform(size=(256, 32, 32, 3)).astype(np.float32)
+pgd_attack(model, x[:16], np.zeros(16, np.int32), epsilon=0.03, num_steps=2, step_size=0.01)
+n = int(sys.argv[1])
+images = np.resize(x, (n, 32, 32, 3))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+pgd_attack(model, images, np.zeros(n, np.int32), epsilon=0.03, num_steps=5, step_size=0.01,
+           batch_size=256, seed=0)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after, images.nbytes // 1024)
+"""
+
+
+def run_memory() -> dict:
+    """Peak RSS growth (KiB) of ``pgd_attack`` on 256 and 4,096 images, ``batch_size=256``.
+
+    The growth includes the 4,096 images themselves and the result (2 x 48 MiB at 32x32x3), which
+    any attack must hold; ``attack_kib`` subtracts them (input + output arrays).
+    """
+    import subprocess
+
+    rows = {}
+    for n in (256, 4096):
+        done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(n)], check=True,
+                              capture_output=True, text=True)
+        before, after, data_kib = (int(v) for v in done.stdout.split()[-3:])
+        rows[n] = {"growth_kib": after - before, "data_kib": data_kib,
+                   "attack_kib": after - before - 2 * data_kib}
+    return rows
+
+
 def tf_constant(array):
     import tensorflow as tf
 
@@ -110,10 +171,30 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=450)
     parser.add_argument("--architecture", choices=("cnn", "resnet"), default="cnn")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--apgd", action="store_true", help="APGD-100 against 101 passes")
+    parser.add_argument("--memory", action="store_true", help="peak memory, 4096 vs 256 images")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.repeats < 1:
         print("bench_attacks: error: --batch-size and --repeats must be >= 1", file=sys.stderr)
         return 2
+    if args.memory:
+        rows = run_memory()
+        print("| images | peak RSS growth (MiB) | of which input arrays (MiB) |")
+        print("|---|---|---|")
+        for n, r in rows.items():
+            print(f"| {n} | {r['growth_kib'] / 1024:.0f} | {r['data_kib'] / 1024:.0f} |")
+        ratio = max(rows[4096]["growth_kib"] - 2 * rows[4096]["data_kib"], 1) / max(
+            rows[256]["growth_kib"] - 2 * rows[256]["data_kib"], 1)
+        print(f"ratio of the attack's own peak (growth minus input and output arrays), "
+              f"4096 / 256: {ratio:.2f}")
+        return 0
+    if args.apgd:
+        r = run_apgd(args.batch_size, args.architecture, args.repeats)
+        print(f"model {args.architecture}, batch {args.batch_size}, median of {args.repeats}, "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        print(f"| {r['name']} | {_ms(r['attack'])} ms | 101 fwd+bwd loop {_ms(r['loop'])} ms | "
+              f"ratio wall / CPU {_ratio(r['attack'], r['loop'])} |")
+        return 0
     rows = run(args.batch_size, args.architecture, args.repeats)
     print(f"model {args.architecture}, batch {args.batch_size}, median of {args.repeats} round-robin runs, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")

@@ -1,4 +1,4 @@
-"""Section 7 of issue 3: bad input raises ValueError/TypeError naming the argument and value."""
+"""Bad input raises ValueError/TypeError naming the argument and showing the value."""
 
 import keras
 import numpy as np
