@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from assignment2 import IGNORE_INDEX
+from assignment2.padding import pad_to_at_least
 
 __all__ = [
     "AugmentConfig",
@@ -145,19 +146,9 @@ def scale(image, mask, factor):
     return tf.cast(resized, image.dtype), mask
 
 
-def _pad_to_at_least(image, mask, size):
-    """Pad both (centred) to at least ``size = (h, w)``: image with 0, mask with ``IGNORE_INDEX``."""
-    missing = tf.maximum(size - tf.shape(image)[:2], 0)
-    before = missing // 2
-    paddings = tf.stack([before, missing - before], axis=1)
-    image = tf.pad(image, tf.concat([paddings, [[0, 0]]], 0))
-    mask = tf.pad(mask, paddings, constant_values=tf.cast(IGNORE_INDEX, mask.dtype))
-    return image, mask
-
-
 def _random_window(image, mask, size, seed):
     """The same random ``size = (h, w)`` window of image and mask, padding first if needed."""
-    image, mask = _pad_to_at_least(image, mask, size)
+    image, mask = pad_to_at_least(image, mask, size)
     shape = tf.shape(image)[:2]
     room = tf.cast(shape - size + 1, tf.float32)
     offset = tf.cast(tf.floor(tf.random.stateless_uniform([2], seed) * room), tf.int32)
@@ -168,7 +159,8 @@ def _random_window(image, mask, size, seed):
 def random_crop(image, mask, size, seed):
     """Cut the same random ``size x size`` window from image and mask.
 
-    A side shorter than ``size`` is first padded (image 0, mask ``IGNORE_INDEX``). The top-left
+    A side shorter than ``size`` is first padded at the bottom and right by
+    :func:`assignment2.padding.pad_to_at_least` (image reflected, mask ``IGNORE_INDEX``). The top-left
     corner is uniform over all valid positions, drawn from ``seed`` (shape ``[2]``).
 
     Returns:

@@ -23,7 +23,7 @@ import numpy as np
 
 from assignment2 import IGNORE_INDEX
 
-__all__ = ["crop_mask_to", "crop_to", "pad_image", "pad_mask", "padded_size"]
+__all__ = ["crop_mask_to", "crop_to", "pad_image", "pad_mask", "pad_to_at_least", "padded_size"]
 
 
 def _check_multiple(multiple) -> int:
@@ -146,6 +146,33 @@ def pad_mask(mask, multiple: int, *, size: tuple[int, int] | None = None,
     target = _target((height, width), multiple, size, "mask")
     pads = [(0, 0)] * (mask.ndim - 2) + [(0, target[0] - height), (0, target[1] - width)]
     return np.pad(mask, pads, constant_values=fill)
+
+
+def pad_to_at_least(image, mask, size):
+    """Pad a tile and its mask at the bottom and right to at least ``size`` (inside ``tf.data``).
+
+    For a random crop larger than its tile: the same rules as :func:`pad_image` and
+    :func:`pad_mask` (image by repeated reflection, mask with ``IGNORE_INDEX``), for shapes and a
+    size known only when the graph runs.
+
+    Args:
+        image: tensor ``(H, W, C)``; mask: tensor ``(H, W)``.
+        size: int32 tensor ``[2]``, the smallest ``(h, w)`` wanted.
+
+    Returns:
+        ``(image (max(H, h), max(W, w), C), mask (max(H, h), max(W, w)))``.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(image)[:2]
+    target = tf.maximum(shape, size)
+    rows = _reflect_indices(shape[0], target[0], tf)
+    cols = _reflect_indices(shape[1], target[1], tf)
+    image = tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
+    missing = target - shape
+    mask = tf.pad(mask, [[0, missing[0]], [0, missing[1]]],
+                  constant_values=tf.cast(IGNORE_INDEX, mask.dtype))
+    return image, mask
 
 
 def crop_to(x, height: int, width: int):

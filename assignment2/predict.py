@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assignment2.cli import OneLineParser, fail
 from assignment2.data import BAND_COUNTS, BAND_FOLDERS, DataError, list_raw_tiles, read_source_tile
 from assignment2.geotiff import write_geotiff
 from assignment2.instances import building_instances
@@ -249,13 +250,8 @@ def predict(config: PredictConfig) -> dict:
 # --------------------------------------------------------------------------- CLI
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit status 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m assignment2.predict",
+    parser = OneLineParser(prog="python -m assignment2.predict",
                      description="Predict SpaceNet 2 tiles: georeferenced probabilities and "
                                  "masks, building GeoJSON and the SpaceNet submission CSV.")
     parser.add_argument("checkpoint", type=Path, help="a .keras checkpoint of assignment2.train")
@@ -295,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         config = PredictConfig(**vars(args))
         counts = predict(config)
     except (DataError, ValueError, TypeError, OSError) as exc:
-        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return fail(parser.prog, exc)
     print(f"predicted {counts['tiles']} tiles, {counts['buildings']} buildings into "
           f"{config.out} ({counts['seconds']} s)")
     return 0

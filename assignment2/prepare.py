@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assignment2.cli import OneLineParser, fail
 from assignment2.data import (
     BAND_FOLDERS,
     PREPARED_VERSION,
@@ -240,13 +241,8 @@ def prepared_data(data_dir, *, bands: str = "rgb", boundary_width: int = DEFAULT
     return data
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit status 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m assignment2.prepare",
+    parser = OneLineParser(prog="python -m assignment2.prepare",
                      description="Prepare SpaceNet 2 areas for streaming: checked tiles and "
                                  "3-class masks (0 background, 1 interior, 2 boundary).")
     parser.add_argument("src", type=Path, help="raw area: AOI_<n>_<City>_Train or its parent")
@@ -277,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.bit_depth, args.skip_bad_tiles)
         data = prepare(config)
     except (DataError, ValueError, TypeError, OSError) as exc:
-        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return fail(parser.prog, exc)
     depths = {a: r.bit_depth for a, r in data.radiometry.items()}
     print(f"prepared {len(data.tiles)} tiles ({', '.join(f'{a}: {b}-bit' for a, b in depths.items())}"
           f"; {len(data.skipped)} skipped) into {config.out}")

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from assignment2.cli import OneLineParser, fail
 from assignment2.data import DataError, list_raw_tiles, read_buildings
 from assignment2.geotiff import read_geotiff
 from assignment2.metrics import aoi_of, detection_scores
@@ -137,13 +138,8 @@ def _summary(config: ScoreConfig, counts: dict, tiles_per_aoi: dict) -> dict:
                       "score": "mean over AOIs of the per-AOI F1"}}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit status 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m assignment2.score",
+    parser = OneLineParser(prog="python -m assignment2.score",
                      description="SpaceNet 2 building score (F1 per AOI, averaged over AOIs) of a "
                                  "proposal CSV.")
     parser.add_argument("proposals", type=Path, help="proposal CSV (ImageId,BuildingId,"
@@ -171,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.output is not None:
             write_json_atomic(config.output, result)
     except (DataError, ValueError, TypeError, OSError) as exc:
-        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return fail(parser.prog, exc)
     print(json.dumps(result, indent=2))
     return 0
 

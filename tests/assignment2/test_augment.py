@@ -123,9 +123,12 @@ def test_random_crop_covers_every_offset_and_pads_small_tiles_with_ignore():
 
     out_image, out_mask = random_crop(image, mask, 7, tf.constant([0, 0]))
     expected = np.full((7, 7), IGNORE_INDEX, np.int32)
-    expected[1:6, 1:6] = mask
+    expected[:5, :5] = mask                      # the one pad helper: bottom and right
     np.testing.assert_array_equal(out_mask, expected)
-    assert float(tf.reduce_sum(out_image[0])) == 0.0
+    out_image = np.asarray(out_image)
+    np.testing.assert_array_equal(out_image[:5, :5], image)
+    np.testing.assert_array_equal(out_image[5:7, :5], np.asarray(image)[[3, 2], :])  # reflected
+    np.testing.assert_array_equal(out_image[:5, 5:7], np.asarray(image)[:, [3, 2]])
 
 
 def test_flip_moves_image_and_mask_together_and_draws_all_four_outcomes():

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from assignment2.data import (
     read_tile,
     save_split,
     split_ids,
+    split_tiles,
 )
 from assignment2.geotiff import write_geotiff
 from assignment2.masks import building_masks
@@ -280,6 +282,25 @@ def test_split_is_random_reproducible_and_complete():
     assert sorted(train + val) == sorted(ids) and train == sorted(train) and val == sorted(val)
     assert split_ids(ids, 0.2, seed=1)[1] != val
     assert val != sorted(ids)[:8] and val != sorted(ids)[-8:]
+
+
+def test_split_by_aoi_keeps_the_fraction_in_every_aoi():
+    from assignment2.data import RawTile
+
+    tiles = [RawTile(f"AOI_{n}_{city}_img{k}", f"AOI_{n}_{city}", Path("x.tif"), None)
+             for n, city, count in [(2, "Vegas", 30), (3, "Paris", 10), (5, "Khartoum", 1)]
+             for k in range(1, count + 1)]
+    train, val = split_tiles(tiles, 0.2, seed=0, by="aoi")
+    counts = {aoi: sum(i.startswith(aoi + "_") for i in val) for aoi in
+              ("AOI_2_Vegas", "AOI_3_Paris", "AOI_5_Khartoum")}
+    assert counts == {"AOI_2_Vegas": 6, "AOI_3_Paris": 2, "AOI_5_Khartoum": 0}
+    assert sorted(train + val) == sorted(t.id for t in tiles) and not set(train) & set(val)
+    assert "AOI_5_Khartoum_img1" in train  # a one-tile AOI trains
+    vegas = [t.id for t in tiles if t.aoi == "AOI_2_Vegas"]
+    assert [i for i in val if i in vegas] == split_ids(vegas, 0.2, seed=0)[1]
+    assert split_tiles(tiles, 0.2, seed=0) == split_ids([t.id for t in tiles], 0.2, seed=0)
+    with pytest.raises(ValueError, match="by.*'city'"):
+        split_tiles(tiles, 0.2, seed=0, by="city")
 
 
 @pytest.mark.parametrize("fraction, sizes", [(0.01, (2, 1)), (0.99, (1, 2)), (0.5, (1, 2))])

@@ -305,3 +305,27 @@ def test_median_frequency_class_weights():
         pixel_class_weights([np.array([[0, 3]])])
     with pytest.raises(ValueError, match="no labelled pixel"):
         pixel_class_weights([np.full((2, 2), 255)])
+
+
+def test_every_dilation_gets_off_centre_gradient_at_the_cli_defaults():
+    """The U-Net of ``python -m assignment2.train`` without options, on one batch of default
+    crops: every dilated kernel of the context module gets gradient at its 8 off-centre taps
+    (with the module at the bottleneck, 8 x 8 maps, the dilation-8 and -16 taps get none)."""
+    from assignment2.train import TrainConfig, build_model
+
+    config = TrainConfig()
+    model = build_model(config, total_steps=10)
+    context = model.get_layer("context")
+    side = config.crop_size // 2**config.context_level
+    assert dead_dilations(side, context.dilations) == ()
+    rng = np.random.default_rng(11)
+    x = tf.constant(rng.uniform(size=(2, config.crop_size, config.crop_size, 3)), tf.float32)
+    y = tf.constant(rng.integers(0, 3, (2, config.crop_size, config.crop_size)), tf.int32)
+    with tf.GradientTape() as tape:
+        loss = model.loss(y, model(x, training=True))
+    grads = tape.gradient(loss, context.dilated_kernels)
+    assert len(grads) == len(context.dilations) == len(CONTEXT_DILATIONS)
+    for rate, grad in zip(context.dilations, grads):
+        taps = np.abs(np.asarray(grad)).max(axis=(2, 3))  # (3, 3): largest |gradient| per tap
+        taps[1, 1] = np.inf
+        assert taps.min() > 0, (rate, taps)

@@ -39,6 +39,16 @@ def _run(capsys, *args):
     return status, captured.out, captured.err
 
 
+def _geo_tags(path) -> dict:
+    """The GeoTIFF tags (pixel scale, tie point, GeoKey directory and parameters) of a file."""
+    names = ("ModelPixelScaleTag", "ModelTiepointTag", "ModelTransformationTag",
+             "GeoKeyDirectoryTag", "GeoDoubleParamsTag", "GeoAsciiParamsTag")
+    with tifffile.TiffFile(path) as tiff:
+        tags = {t.name: t.value for t in tiff.pages[0].tags.values() if t.name in names}
+    assert {"ModelPixelScaleTag", "ModelTiepointTag", "GeoKeyDirectoryTag"} <= set(tags), path
+    return {k: v if isinstance(v, str) else tuple(v) for k, v in tags.items()}
+
+
 def test_outputs_are_georeferenced_and_consistent(spacenet_area, checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     status, stdout, err = _run(capsys, checkpoint, spacenet_area, out, "--tta", "flips")
@@ -57,6 +67,8 @@ def test_outputs_are_georeferenced_and_consistent(spacenet_area, checkpoint, tmp
         np.testing.assert_allclose(probs, expected, atol=1e-3)
         mask, mask_transform = read_geotiff(out / f"{tile.id}_mask.tif")
         assert mask.dtype == np.uint8 and mask_transform == tile.transform
+        for kind in ("probs", "mask"):  # the source's GeoTIFF tags, byte for byte
+            assert _geo_tags(out / f"{tile.id}_{kind}.tif") == _geo_tags(raw.image)
         np.testing.assert_array_equal(mask, np.where(tile.valid, expected.argmax(-1), 0))
         # the GeoJSON buildings, rasterised back, are the instances of the mask
         buildings = read_buildings(out / f"{tile.id}.geojson")

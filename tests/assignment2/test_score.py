@@ -55,6 +55,73 @@ def test_per_aoi_f1_and_their_mean_hand_computed(tmp_path, capsys):
     assert json.loads((tmp_path / "score.json").read_text()) == result
 
 
+def _reference_counts(truth_boxes, proposal_boxes):
+    """An independent SpaceNet matcher for axis-aligned boxes ``(x0, y0, x1, y1, conf)``: areas and
+    IoU by rectangle arithmetic (no shapely), proposals by decreasing confidence, each taking the
+    unused truth box of highest IoU, TP when it is > 0.5; truth < 20 px and proposals <= 20 px out."""
+    def area(b):
+        return (b[2] - b[0]) * (b[3] - b[1])
+
+    def iou(a, b):
+        w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        return w * h / (area(a) + area(b) - w * h)
+
+    unused = [t for t in truth_boxes if area(t) >= 20]
+    tp = fp = 0
+    for p in sorted((p for p in proposal_boxes if area(p) > 20), key=lambda b: -b[4]):
+        scores = [iou(p, t) for t in unused]
+        best = int(np.argmax(scores)) if scores else -1
+        if best >= 0 and scores[best] > 0.5:
+            tp += 1
+            unused.pop(best)
+        else:
+            fp += 1
+    return tp, fp, len(unused)
+
+
+def test_random_boxes_agree_with_an_independent_brute_force_matcher(tmp_path, capsys):
+    """Per-AOI counts on random tiles (touching and overlapping boxes, areas near 20 px, IoU near
+    0.5) equal those of a matcher written differently."""
+    rng = np.random.default_rng(0)
+    truth_rows, proposal_rows, expected = [], [], {}
+    for aoi in ("AOI_2_Vegas", "AOI_4_Shanghai"):
+        counts = np.zeros(3, int)
+        for k in range(12):
+            image_id = f"{aoi}_img{k}"
+            # truth: a row of boxes sharing walls (widths 3..9, heights 4..9) -> areas 12..81 px
+            x, truth = 0, []
+            for _ in range(rng.integers(0, 6)):
+                w, h = int(rng.integers(3, 10)), int(rng.integers(4, 10))
+                truth.append((x, 0, x + w, h, 0.0))
+                x += w
+            # proposals: truth boxes shifted / resized by 0..3 px, plus random boxes
+            proposals = [(t[0] + int(rng.integers(-2, 3)), t[1] + int(rng.integers(-1, 2)),
+                          t[2] + int(rng.integers(-2, 4)), t[3] + int(rng.integers(-2, 3)),
+                          float(rng.random())) for t in truth if rng.random() < 0.8]
+            for _ in range(rng.integers(0, 3)):
+                x0, y0 = int(rng.integers(0, 40)), int(rng.integers(0, 8))
+                proposals.append((x0, y0, x0 + int(rng.integers(2, 12)),
+                                  y0 + int(rng.integers(2, 10)), float(rng.random())))
+            proposals = [p for p in proposals if p[2] > p[0] and p[3] > p[1]]
+            counts += _reference_counts(truth, proposals)
+            truth_rows += [[image_id, i + 1, _box(*t[:4]), ""] for i, t in enumerate(truth)] \
+                or [[image_id, -1, "POLYGON EMPTY", ""]]
+            proposal_rows += [[image_id, i + 1, _box(*p[:4]), p[4]]
+                              for i, p in enumerate(proposals)]
+        expected[aoi] = tuple(int(c) for c in counts)
+    truth_csv = _write_csv(tmp_path / "truth.csv", truth_rows)
+    proposals_csv = _write_csv(tmp_path / "proposals.csv", proposal_rows)
+    status, out, err = _run(capsys, proposals_csv, truth_csv)
+    assert status == 0, err
+    result = json.loads(out)
+    got = {aoi: (m["tp"], m["fp"], m["fn"]) for aoi, m in result["per_aoi"].items()}
+    assert got == expected
+    assert all(sum(c) > 10 and c[0] > 0 and c[1] > 0 and c[2] > 0 for c in expected.values())
+    f1 = [2 * c[0] / (2 * c[0] + c[1] + c[2]) for c in expected.values()]
+    assert result["score"] == pytest.approx(np.mean(f1))
+
+
 def test_instances_of_the_stub_area_scored_against_its_geojson(spacenet_area, spacenet_tiles,
                                                                tmp_path, capsys):
     rows = []

@@ -266,6 +266,18 @@ def test_fresh_run_into_a_run_folder_is_refused_and_changes_nothing(run_copy, ar
     assert _snapshot(run_copy) == before
 
 
+def _without_options(base: list[str], overrides: list[str]) -> list[str]:
+    """``base`` (``--flag value`` pairs) without the flags that ``overrides`` sets."""
+    given = {a for a in overrides if a.startswith("--")}
+    pairs = zip(base[::2], base[1::2])
+    return [item for flag, value in pairs if flag not in given for item in (flag, value)]
+
+
+def test_without_options_drops_flag_and_value_pairs():
+    assert _without_options(["--a", "32", "--b", "32", "--c", "1"], ["--b", "7"]) == [
+        "--a", "32", "--c", "1"]
+
+
 @pytest.mark.parametrize("args, named", [
     (["--overwrite", "--crop-size", "999"], "--crop-size 999"),
     (["--overwrite", "--crop-size", "30"], "--crop-size 30"),
@@ -280,7 +292,7 @@ def test_failing_checks_write_nothing(run_copy, area, args, named, capsys):
     """Options, data and run folder are checked before anything is written: no split.json,
     config.json or checkpoint of the run changes when a check fails."""
     before = _snapshot(run_copy)
-    fixed = [a for a in TINY if a not in args] if "--overwrite" in args else []
+    fixed = _without_options(TINY, args) if "--overwrite" in args else []
     err = _main_error(["--data-dir", str(area), "--output-dir", str(run_copy), *fixed, *args],
                       capsys)
     assert named in err, err
@@ -295,7 +307,7 @@ def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
 
 
 def test_plain_resume_keeps_the_saved_epochs_and_records_the_session(run_copy, capsys):
-    """A 2-epoch run resumed without --epochs stays a 2-epoch run (not the default 20): it
+    """A 2-epoch run resumed without --epochs stays a 2-epoch run (not the default 25): it
     trains nothing, re-evaluates and records the session."""
     state = json.loads((run_copy / "checkpoints" / "state.json").read_text())
     saved = json.loads((run_copy / "config.json").read_text())
@@ -401,10 +413,18 @@ def test_mixed_precision_run_trains_in_float16_with_float32_outputs(area, tmp_pa
     assert train.main(["--data-dir", str(area), "--output-dir", str(out), *TINY,
                        "--epochs", "1", "--no-tta", "--mixed-precision"]) == 0
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    model = keras.saving.load_model(out / "checkpoints" / "last.keras")
+    model = train._load_checkpoint(out / "checkpoints" / "last.keras", mixed_precision=True)
+    assert keras.config.dtype_policy().name == "float32"
     assert model.get_layer("context").compute_dtype == "float16"
     assert model.get_layer("probabilities").compute_dtype == "float32"
+    # Keras wraps Adam in a LossScaleOptimizer under mixed_float16; the saved one comes back
+    # with its state (iterations) and scales the loss by its dynamic scale (2**15 at start).
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert int(model.optimizer.iterations.numpy()) == state["optimizer_iterations"] > 0
+    scale = float(model.optimizer.dynamic_scale.numpy())
+    assert scale > 1
+    assert float(model.optimizer.scale_loss(np.float32(0.5))) == pytest.approx(0.5 * scale)
     probs = model(np.zeros((1, 32, 32, 3), "float32"))
     assert probs.dtype == "float32"
     metrics = json.loads((out / "metrics.json").read_text())["no_tta"]
@@ -417,3 +437,19 @@ def test_distributed_datasets_set_the_auto_shard_policy():
     dataset = train._distribute(tf.distribute.get_strategy(), tf.data.Dataset.range(4))
     assert dataset.options().experimental_distribute.auto_shard_policy == \
         tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_650_px_gdal_tiles_train_without_augmentation_and_validate_with_tta(tmp_path):
+    """The real tile size in the real layout (GDAL-style LZW, tiled): whole 650 px tiles are
+    padded to the stride for training, validation and TTA, and the outputs cropped back."""
+    area = generate_area(tmp_path / "raw", n_tiles=2, tile_size=650, layout="gdal")
+    out = tmp_path / "run"
+    assert train.main(["--data-dir", str(area), "--output-dir", str(out), *TINY, "--epochs",
+                       "1", "--no-augment", "--tta", "--batch-size", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"no_tta", "tta"}
+    assert all(np.isfinite(metrics[mode][key]) for mode in metrics for key in METRIC_KEYS)
+    val_ids = json.loads((out / "split.json").read_text())["val"]
+    probs = tifffile.imread(out / "predictions" / f"{val_ids[0]}_probs.tif")
+    assert probs.shape == (650, 650, 3)
+    np.testing.assert_allclose(probs.astype("float32").sum(-1), 1.0, atol=2e-2)
