@@ -1,4 +1,4 @@
-"""Speed bars of the visualisations (issue 4, section 5), measured side by side in one run.
+"""Speed bars of the visualisations measured side by side in one run.
 
 1. Occlusion: :func:`visualization.occlusion_sensitivity` (all occluded copies built by a mask
    inside one compiled function, ``batch_size`` per model call) against a per-position Python

@@ -1,4 +1,4 @@
-"""Visualising convnets: every method of the "understanding convnets" lectures (issue 4).
+"""Visualising convnets: every method of the "understanding convnets" lectures.
 
 Gradients to the image: :func:`saliency_map` (Simonyan et al. 2014), :func:`guided_backprop`
 (Springenberg et al. 2015), :func:`deconvnet` (Zeiler & Fergus 2014), :func:`grad_cam` and
@@ -22,6 +22,8 @@ every export.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 # name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -33,6 +35,24 @@ _EXPORTS: dict[str, str] = {
     "guided_grad_cam": "gradcam",
     "last_spatial_layer": "gradcam",
     "occlusion_sensitivity": "occlusion",
+    # past the lecture: attribution, sanity checks, faithfulness, feature visualisation
+    "grad_cam_plus_plus": "gradcam",
+    "integrated_gradients": "integrated_gradients",
+    "completeness": "integrated_gradients",
+    "Completeness": "integrated_gradients",
+    "smoothgrad": "smoothgrad",
+    "model_randomization": "sanity",
+    "label_randomization": "sanity",
+    "rank_correlation": "sanity",
+    "SanityResult": "sanity",
+    "load_random_label_cnn": "sanity",
+    "train_random_label_cnn": "sanity",
+    "deletion_insertion": "faithfulness",
+    "FaithfulnessCurves": "faithfulness",
+    "feature_visualization": "feature_vis",
+    "FeatureVisualization": "feature_vis",
+    "Transforms": "feature_vis",
+    "Objective": "feature_vis",
     # optimisation to the image
     "Regularizers": "ascent",
     "gradient_ascent": "ascent",
@@ -95,35 +115,49 @@ _EXPORTS: dict[str, str] = {
 
 # the same names, spelled out for static tools (tests/visualization/test_exports.py checks)
 __all__ = [
+    "Completeness",
+    "FaithfulnessCurves",
+    "FeatureVisualization",
     "NeighbourComparison",
     "Neighbours",
+    "Objective",
     "ReceptiveField",
     "Regularizers",
+    "SanityResult",
     "SpaceVsUnits",
     "TopPatches",
+    "Transforms",
     "activation_maps",
     "build_digits_cnn",
     "cached_test_accuracy",
     "class_model_visualization",
     "code_layer_name",
     "compare_neighbours",
+    "completeness",
     "content_loss",
     "deconvnet",
     "deep_dream",
     "default_cache_dir",
+    "deletion_insertion",
+    "feature_visualization",
     "filter_grid",
     "gaussian_blur",
     "grad_cam",
+    "grad_cam_plus_plus",
     "gradient_ascent",
     "gram_matrix",
     "guided_backprop",
     "guided_grad_cam",
+    "integrated_gradients",
     "inversion_loss",
     "invert_features",
+    "label_randomization",
     "last_spatial_layer",
     "layer_codes",
     "layer_outputs",
     "load_digits_cnn",
+    "load_random_label_cnn",
+    "model_randomization",
     "nearest_neighbours",
     "neuron_maximization",
     "occlusion_sensitivity",
@@ -144,8 +178,10 @@ __all__ = [
     "plot_top_patches",
     "plot_tsne",
     "random_direction",
+    "rank_correlation",
     "receptive_field",
     "saliency_map",
+    "smoothgrad",
     "space_vs_units",
     "style_layer_loss",
     "style_loss",
@@ -155,6 +191,7 @@ __all__ = [
     "top_patches",
     "total_variation",
     "train_digits_cnn",
+    "train_random_label_cnn",
     "tsne_embedding",
 ]
 
@@ -171,3 +208,17 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps an exported function whose submodule has the same name (``integrated_gradients``,
+    ``smoothgrad``): importing the submodule binds it on the package, which would otherwise
+    replace the function that ``from visualization import integrated_gradients`` must give."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -184,7 +184,7 @@ def _ascent_loop(objective, images, args, steps, rates, params, seed, normalize)
     return images, history.stack()
 
 
-def settling_rate(learning_rate, final_learning_rate, fraction: float = 0.1) -> float:
+def _settling_rate(learning_rate, final_learning_rate, fraction: float = 0.1) -> float:
     """``final_learning_rate``, defaulting to ``fraction`` of the (validated) ``learning_rate``.
 
     Normalised steps of constant size only hover around an optimum; the methods that must

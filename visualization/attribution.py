@@ -38,7 +38,13 @@ REDUCTIONS = ("gradient", "saliency")
 
 def batched_scores(model, images: tf.Tensor, *, preprocess=None, batch_size: int = 256
                    ) -> np.ndarray:
-    """Scores before the softmax ``(N, K)``, ``batch_size`` images per compiled call."""
+    """Scores before the softmax ``(N, K)``, ``batch_size`` images per compiled call.
+
+    One image goes through the model eagerly first, so that a model returning probabilities
+    (which the compiled call could only stop with a graph assertion) gets the contract's
+    ValueError asking for logits.
+    """
+    logits_model(model, preprocess=resolve_preprocess(preprocess))(images[:1])
     compiled = compiled_for(model, _scores_body, preprocess)
     return np.concatenate([compiled(images[s:s + batch_size]).numpy()
                            for s in range(0, int(images.shape[0]), batch_size)])

@@ -84,14 +84,14 @@ def _octave_sizes(size, octaves, scale):
 
 def _dream_objective(model, features):
     """``sum_l 1/2 mean(a_l^2)``; an octave smaller than a fixed model input is mirrored out to
-    that size (:func:`mirror_to_size`) so the network sees it at its own scale."""
+    that size (:func:`_mirror_to_size`) so the network sees it at its own scale."""
     input_shape = getattr(model, "input_shape", None)
     fixed = (tuple(input_shape[1:3]) if isinstance(input_shape, tuple) and len(input_shape) == 4
              and None not in input_shape[1:3] else None)
 
     def objective(images):
         if fixed is not None and tuple(images.shape[1:3]) != fixed:
-            images = mirror_to_size(images, fixed)
+            images = _mirror_to_size(images, fixed)
         activations, _ = features(images)
         energies = [0.5 * tf.reduce_mean(tf.reshape(tf.square(a), [tf.shape(a)[0], -1]), axis=1)
                     for a in activations]
@@ -100,7 +100,7 @@ def _dream_objective(model, features):
     return objective
 
 
-def mirror_to_size(images, size):
+def _mirror_to_size(images, size):
     """``(N, h, w, C)`` images with ``h <= H``, ``w <= W`` mirrored (symmetric padding, repeated
     as needed) out to ``(N, H, W, C)``, the original at the centre, nothing resized.
 

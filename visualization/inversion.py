@@ -66,7 +66,7 @@ def invert_features(model, layer_name: str, images, *, steps: int = 200,
     start = (mean + 0.1 * std * rng.standard_normal(originals.shape)).astype(np.float32)
     recon, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
-        final_learning_rate=ascent.settling_rate(learning_rate, final_learning_rate),
+        final_learning_rate=ascent._settling_rate(learning_rate, final_learning_rate),
         objective_args=(target, weights), regularizers=ascent.Regularizers(value_range=value_range),
         seed=seed)
     return (recon, -history) if return_history else recon

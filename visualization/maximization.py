@@ -146,7 +146,7 @@ def _ascend(objective, start, targets, l2_decay, regularizers, steps, learning_r
     ascent.check_real("l2_decay", l2_decay, minimum=0.0)
     images, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
-        final_learning_rate=ascent.settling_rate(learning_rate, final_learning_rate),
+        final_learning_rate=ascent._settling_rate(learning_rate, final_learning_rate),
         objective_args=(tf.constant(l2_decay, tf.float32), *targets),
         regularizers=regularizers, seed=seed)
     return (images, history) if return_history else images

@@ -121,13 +121,13 @@ def _occluded_probability_body(model, prep) -> Callable:
         inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + patch)
                   & (cols >= left[:, None, None]) & (cols < left[:, None, None] + patch))
         copies = tf.where(inside[..., None], fill, copies)
-        probs = probabilities(logits_fn(copies))
+        probs = _probabilities(logits_fn(copies))
         return class_scores(probs, tf.gather(classes, image_idx))
 
     return body
 
 
-def probabilities(logits: tf.Tensor) -> tf.Tensor:
+def _probabilities(logits: tf.Tensor) -> tf.Tensor:
     """``softmax(z)`` of ``(N, K)`` scores; ``sigmoid(z)`` for a single output ``(N, 1)``."""
     if logits.shape[-1] == 1:
         return tf.sigmoid(logits)

@@ -181,7 +181,7 @@ def style_transfer(model, content_image, style_image, *, content_layers, style_l
     regularizers = ascent.Regularizers(value_range=value_range)
     image, history = ascent.gradient_ascent(
         objective, start, steps=steps, learning_rate=learning_rate,
-        final_learning_rate=ascent.settling_rate(learning_rate, final_learning_rate),
+        final_learning_rate=ascent._settling_rate(learning_rate, final_learning_rate),
         objective_args=(targets, scalars), regularizers=regularizers, seed=seed)
     return (image, -history[:, 0]) if return_history else image
 

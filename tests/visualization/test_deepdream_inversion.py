@@ -95,16 +95,16 @@ def test_a_small_octave_is_mirrored_not_resized_for_a_fixed_size_model():
     """The network sees the octave at its own scale: the centre of its input IS the octave."""
     import tensorflow as tf
 
-    from visualization.deepdream import mirror_to_size
+    from visualization.deepdream import _mirror_to_size
 
     small = np.random.default_rng(0).random((2, 5, 6, 2)).astype("float32")
-    seen = mirror_to_size(tf.constant(small), (8, 8)).numpy()
+    seen = _mirror_to_size(tf.constant(small), (8, 8)).numpy()
     assert seen.shape == (2, 8, 8, 2)
     np.testing.assert_array_equal(seen[:, 1:6, 1:7], small)
     np.testing.assert_array_equal(seen[:, 0, 1:7], small[:, 0])  # the mirrored border row
     np.testing.assert_array_equal(seen[:, :, 0], seen[:, :, 1])
     tiny = np.arange(2 * 2, dtype="float32").reshape(1, 2, 2, 1)  # mirrored several times
-    seen = mirror_to_size(tf.constant(tiny), (7, 7)).numpy()
+    seen = _mirror_to_size(tf.constant(tiny), (7, 7)).numpy()
     np.testing.assert_array_equal(seen[0, 2:4, 2:4, 0], tiny[0, ..., 0])
     with pytest.raises(ValueError, match=r"\(5, 6\) do not fit"):
-        mirror_to_size(tf.constant(small), (4, 8))
+        _mirror_to_size(tf.constant(small), (4, 8))

@@ -14,6 +14,15 @@ import visualization
 INTERNAL = {
     "ascent": {"as_batch", "cached_objective", "check_int", "check_real", "check_value_range",
                "resolve_seed", "tracing_count"},
+    # building blocks reached as ``visualization.<module>.<name>`` (objectives, parameterisations)
+    "faithfulness": {"pixel_ranks"},
+    "feature_vis": {"channel", "class_logit", "decorrelate_colors", "direction", "fourier_image",
+                    "image_to_fourier", "initial_parameters", "neuron", "parameterized_image",
+                    "random_transform", "similarity_matrices", "spectrum_scale", "to_rgb",
+                    "transform_images"},
+    "integrated_gradients": {"baseline_batch", "path_quadrature"},
+    "sanity": {"randomization_stages", "randomize_layer"},
+    "smoothgrad": {"noise_sigma"},
 }
 
 

@@ -149,7 +149,16 @@ def test_bad_images_and_classes(digits):
         completeness(model, x[:2], np.zeros((2, 28, 28)))
 
 
+def _rounded_one_hot(x):
+    return tf.one_hot(tf.cast(tf.round(tf.reduce_mean(x, axis=(1, 2, 3))), tf.int32), 3)
+
+
 def test_non_differentiable_model_is_refused():
-    model = lambda x: tf.one_hot(tf.cast(tf.round(tf.reduce_mean(x, axis=(1, 2, 3))), tf.int32), 3)  # noqa: E731
+    model = lambda x: 5.0 * _rounded_one_hot(x)  # noqa: E731  (scores, not probability rows)
     with pytest.raises(ValueError, match="not differentiable"):
         integrated_gradients(model, np.ones((1, 4, 4, 1), np.float32), 0, steps=2)
+
+
+def test_function_returning_probability_rows_is_refused_eagerly():
+    with pytest.raises(ValueError, match="returns probabilities.*logits"):
+        integrated_gradients(_rounded_one_hot, np.ones((1, 4, 4, 1), np.float32), 0, steps=2)
