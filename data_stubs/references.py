@@ -190,10 +190,11 @@ def _visualization_cases() -> list[Case]:
         _visualization_case("grad_cam", "grad_cam", "gradcam", layer_name="conv2"),
         _visualization_case("grad_cam_rgb", "grad_cam", "gradcam", model="rgb_cnn",
                             layer_name="conv2"),
+        # The fill is given: the output must not hang on a default (black, grey or the mean).
         _visualization_case("occlusion", "occlusion_sensitivity", "occlusion",
-                            patch_size=3, stride=1),
+                            patch_size=3, stride=1, fill_value=0.0),
         _visualization_case("occlusion_rgb", "occlusion_sensitivity", "occlusion",
-                            model="rgb_cnn", patch_size=4, stride=2),
+                            model="rgb_cnn", patch_size=4, stride=2, fill_value=0.5),
     ]
 
 

@@ -1,6 +1,7 @@
 """The child process that runs one submission's functions (started by :mod:`.sandbox`).
 
-``python -I -m data_stubs.grading.child REQUEST_FD RESPONSE_FD SUBMISSION_DIR MODULES_JSON``
+``main([REQUEST_FD, RESPONSE_FD, SUBMISSION_DIR, MODULES_JSON])`` in ``python -I``, the grader's
+folder first on ``sys.path`` (it is taken off again before the submission is imported).
 
 It reads the fixed models' weights, closes the reference packages (:mod:`.guard`), imports the
 student's modules ONCE, then answers requests, one JSON line each on ``REQUEST_FD``:
@@ -69,6 +70,20 @@ def _to_array(output):
     return array
 
 
+def _from_submodule(package, case):
+    """A package submission may keep the function where the reference package does
+    (``assignment2.model.build_unet``): ``package.<submodule>.function``, or None."""
+    name = package.__name__ + case.module[len(case.package):]
+    try:
+        return getattr(importlib.import_module(name), case.function, None)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # no such submodule: the function is missing
+            return None
+        return f"{name} does not import: {_describe(exc)}"
+    except BaseException as exc:  # noqa: BLE001 -- SystemExit too: a graded outcome
+        return f"{name} does not import: {_describe(exc)}"
+
+
 def _answer(request: dict, cases: dict, loaded: dict, models) -> dict:
     import numpy as np
 
@@ -77,6 +92,10 @@ def _answer(request: dict, cases: dict, loaded: dict, models) -> dict:
     if isinstance(module, str):
         return {"status": "error", "error": module}
     function = getattr(module, case.function, None)
+    if not callable(function) and case.module and hasattr(module, "__path__"):
+        function = _from_submodule(module, case)
+        if isinstance(function, str):
+            return {"status": "error", "error": function}
     if not callable(function):
         return {"status": "missing",
                 "error": f"{module.__name__} defines no function {case.function}"}
@@ -104,6 +123,9 @@ def serve(request_fd: int, response_fd: int, submission_dir: Path, modules: dict
     models = ModelSource(KERAS_ONLY + ("small_unet",))
     responses = os.fdopen(response_fd, "w", buffering=1)
     requests = os.fdopen(request_fd, "r")
+    grader_root = str(Path(guard.__file__).resolve().parents[2])
+    if sys.path and sys.path[0] == grader_root:
+        sys.path.pop(0)
     guard.install(submission_dir)
     sys.path.insert(0, str(submission_dir))
     loaded = _import_modules(modules)

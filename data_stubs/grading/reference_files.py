@@ -20,7 +20,6 @@ from data_stubs.grading.compare import Tolerance
 #: Bumped whenever the layout of reference files changes; the suite refuses other formats.
 FORMAT_VERSION = 2
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "references"
-REGENERATE = "python -m data_stubs.references --regenerate"
 
 
 class ReferenceError(Exception):
@@ -73,7 +72,7 @@ def load_reference(path: Path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise ReferenceError(f"reference file {path} is missing: this installation is incomplete "
-                             f"(reinstall the package; maintainers regenerate with `{REGENERATE}`)")
+                             "(reinstall the package: its wheel carries every reference file)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -84,8 +83,7 @@ def load_reference(path: Path) -> tuple[dict, dict]:
         raise ReferenceError(
             f"reference file {path} has format version {header.get('format_version')!r} "
             f"(package {header.get('package_version')!r}); this grader reads format "
-            f"{FORMAT_VERSION}: install the matching package version (maintainers regenerate "
-            f"with `{REGENERATE}`)")
+            f"{FORMAT_VERSION}: install the package version that matches the files")
     return header, arrays
 
 

@@ -1,7 +1,8 @@
 """Machine-readable grades: Gradescope's ``results.json`` per submission, one gradebook CSV.
 
 ``results.json`` follows Gradescope's autograder specification
-(https://gradescope-autograders.readthedocs.io/en/latest/specs/): a top-level ``score``, and one
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/): a top-level ``score`` (the
+maximum in ``extra_data``), ``execution_time`` in whole seconds, and one
 test per function and case with ``name``, ``score``, ``max_score``, ``status`` (passed/failed)
 and ``output`` (the verdict with the call, the limits and the measured differences).
 The gradebook has one row per submission, one column per graded function (points summed over
@@ -29,9 +30,10 @@ def results_json(results: Sequence[CaseResult], *, execution_time: float, note: 
     maximum = sum(r.max_score for r in results)
     passed = sum(r.passed for r in results)
     summary = f"{passed} of {len(results)} cases passed, {score:g} of {maximum:g} points."
-    return {"score": score, "max_score": maximum, "execution_time": round(execution_time, 2),
+    # Only keys of Gradescope's specification at the top level; the maximum goes to extra_data.
+    return {"score": score, "execution_time": int(round(execution_time)),
             "output": f"{summary} {note}".strip(), "stdout_visibility": "hidden",
-            "tests": tests}
+            "extra_data": {"max_score": maximum}, "tests": tests}
 
 
 def function_scores(results: Sequence[CaseResult]) -> dict:

@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 
 PACKAGES = ("adversarial", "visualization", "assignment2")
+#: Where ``data_stubs`` lives (site-packages or a checkout): the child imports the grader there.
+_GRADER_ROOT = str(Path(__file__).resolve().parents[2])
+_CHILD_START = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "from data_stubs.grading.child import main; sys.exit(main())")
 #: TensorFlow's start-up chatter, left out of the output shown with a crash.
 _TF_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages|To enable the following)")
 
@@ -115,7 +119,9 @@ class ChildSession:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.update(TF_CPP_MIN_LOG_LEVEL="3", GRADER_THREADS=str(limits.threads),
                    MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-        command = [sys.executable, "-I", "-m", "data_stubs.grading.child", str(request_r),
+        # -I: no PYTHONPATH, user site or current folder; the grader's own location is put on
+        # the path explicitly (an installed package or a checkout alike), then guarded.
+        command = [sys.executable, "-I", "-c", _CHILD_START, _GRADER_ROOT, str(request_r),
                    str(response_w), str(folder / "submission"), json.dumps(submission.modules)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

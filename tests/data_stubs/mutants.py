@@ -145,13 +145,6 @@ def mean_iou_without_background(reference):
     return segmentation_metrics
 
 
-def _softmax_head(reference):
-    """A visualisation computed on the model's probabilities (the softmax left in)."""
-    def mutant(model, *args, **kwargs):
-        return reference(lambda x: tf.nn.softmax(model(x, training=False)), *args, **kwargs)
-    return mutant
-
-
 CATALOGUE = [
     # FGSM
     Mutant("fgsm_sign_flip", "fgsm_untargeted", flipped("targeted"), "steps down the loss"),
@@ -200,8 +193,9 @@ CATALOGUE = [
            "uses another layer than asked"),
     Mutant("occlusion_fill_one", "occlusion", with_params(fill_value=1.0),
            "occludes with white instead of the fill value"),
-    Mutant("occlusion_on_probabilities", "occlusion", _softmax_head,
-           "softmax applied twice (the model's probabilities taken as scores)"),
+    Mutant("occlusion_maps_the_drop", "occlusion",
+           transformed_output(lambda p, *_: 1.0 - np.asarray(p)),
+           "maps 1 - P (the drop) where the probability P is asked"),
     Mutant("gram_matrix_divided_by_positions", "gram_matrix",
            transformed_output(lambda g, f: np.asarray(g) / (f.shape[1] * f.shape[2])),
            "normalises the Gram matrix by H*W where the formula does not"),

@@ -92,7 +92,7 @@ def test_a_multi_file_package_with_a_dataclass_is_graded(graded):
 def test_results_follow_gradescopes_format_and_the_gradebook_sums_them(graded):
     _, out = graded
     results = json.loads((out / "hostile" / "results.json").read_text())
-    assert results["score"] == 3 and results["max_score"] == len(CASES)
+    assert results["score"] == 3 and results["extra_data"]["max_score"] == len(CASES)
     for test in results["tests"]:
         assert set(test) >= {"name", "score", "max_score", "status", "output"}
         assert test["status"] in ("passed", "failed")

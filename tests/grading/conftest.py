@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from data_stubs.grading.grader import load_references
-from data_stubs.references import all_cases
+from data_stubs.references import Case, all_cases
 from tests.grading.harness import StudentRuns, implementations
 
 _RESULTS = pytest.StashKey[list]()
@@ -37,8 +37,10 @@ def references():
 @pytest.fixture(scope="session")
 def student_runs(request, graded, references):
     """Outcomes of the replaced packages' selected cases, run once in a sandboxed child."""
-    selected = {item.callspec.params["case"].name for item in request.session.items
-                if "case" in getattr(getattr(item, "callspec", None), "params", {})}
+    # Other suites parametrise a "case" too (a name, say): only this suite's Case objects count.
+    selected = {params["case"].name for params in
+                (getattr(getattr(item, "callspec", None), "params", {}) for item in
+                 request.session.items) if isinstance(params.get("case"), Case)}
     cases = [c for c in all_cases() if c.portable and c.name in selected]
     return StudentRuns(graded, cases, references)
 

@@ -35,7 +35,8 @@ def grad_cam(model, images, class_index=None, layer_name=None):
         return stored["output"]
 
 
-def occlusion_sensitivity(model, images, class_index=None, patch_size=8, stride=4):
+def occlusion_sensitivity(model, images, class_index=None, patch_size=8, stride=4,
+                          fill_value=None):
     hog = np.ones(2**30 // 8)  # 1 GiB more than the grader allows
     time.sleep(60)
     return hog
