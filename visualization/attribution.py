@@ -129,8 +129,11 @@ def _sample_body(model, kind: str, reduce: str, preprocess) -> Callable:
                 points = _noisy(images, image_idx, sample_idx, sigma, seed)
             f = gradients(points, tf.gather(classes, image_idx))
             w = tf.reshape(tf.gather(weights, sample_idx), [-1] + [1] * (f.shape.rank - 1))
-            acc += tf.math.unsorted_segment_sum(w * f, image_idx, n)
-            acc_sq += tf.math.unsorted_segment_sum(w * tf.square(f), image_idx, n)
+            # segment sums have a dynamic first dimension; keep the accumulators' static shape so
+            # the while_loop's shape invariant holds when the images' batch size is known
+            acc = tf.ensure_shape(acc + tf.math.unsorted_segment_sum(w * f, image_idx, n), acc.shape)
+            acc_sq = tf.ensure_shape(
+                acc_sq + tf.math.unsorted_segment_sum(w * tf.square(f), image_idx, n), acc_sq.shape)
             return start + batch, acc, acc_sq
 
         shape = tf.shape(images) if reduce == "gradient" else tf.shape(images)[:3]
