@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from data_stubs.spacenet import row_houses
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,21 +68,6 @@ def _one_pass(tiles):
     return {k: v / len(tiles) for k, v in seconds.items()}, counts
 
 
-def _row_houses(rng, size: int = 128) -> list:
-    """Streets of terraced houses 10-40 px wide and deep sharing walls, some back to back."""
-    polygons, y = [], int(rng.integers(1, 6))
-    while True:
-        depth, x = int(rng.integers(10, 41)), int(rng.integers(1, 8))
-        if y + depth > size - 1:
-            return polygons
-        while True:
-            width = int(rng.integers(10, 41))
-            if x + width > size - 1:
-                break
-            polygons.append([(x, y), (x + width, y), (x + width, y + depth), (x, y + depth)])
-            x += width
-        y += depth + int(rng.integers(0, 2)) * int(rng.integers(3, 10))
-
 
 def _ceilings() -> None:
     import numpy as np
@@ -93,7 +79,7 @@ def _ceilings() -> None:
     for width in (1, 2, 3):
         embedded = load_tiles(default_data_dir(), boundary_width=width)
         rng = np.random.default_rng(0)
-        rows = [building_masks(_row_houses(rng), (128, 128), boundary_width=width)
+        rows = [building_masks(row_houses(rng), (128, 128), boundary_width=width)
                 for _ in range(30)]
         for name, masks, instances in (
                 ("embedded area", embedded.masks, embedded.instances),

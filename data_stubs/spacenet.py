@@ -354,3 +354,23 @@ def _geojson(polygons, transform: GeoTransform) -> str:
                   "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
                   "features": features}
     return json.dumps(collection, indent=1)
+
+
+def row_houses(rng, size: int = 128) -> list:
+    """Streets of terraced houses 10-40 px wide and deep sharing walls, some rows back to back.
+
+    Houses lie inside the tile (a house cut by the tile edge to a sliver narrower than its
+    boundary has no interior, and slivers side by side cannot be told apart).
+    """
+    polygons, y = [], int(rng.integers(1, 6))
+    while True:
+        depth, x = int(rng.integers(10, 41)), int(rng.integers(1, 8))
+        if y + depth > size - 1:
+            return polygons
+        while True:
+            width = int(rng.integers(10, 41))
+            if x + width > size - 1:
+                break
+            polygons.append([(x, y), (x + width, y), (x + width, y + depth), (x, y + depth)])
+            x += width
+        y += depth + int(rng.integers(0, 2)) * int(rng.integers(3, 10))  # back to back or a street

@@ -7,6 +7,7 @@ from assignment2.data import default_data_dir, load_tiles
 from assignment2.instances import building_instances
 from assignment2.masks import building_masks
 from assignment2.metrics import segmentation_metrics
+from data_stubs.spacenet import row_houses
 
 
 def _grid(text):
@@ -19,25 +20,6 @@ def _same_partition(a, b) -> bool:
     return (a > 0).sum() == (b > 0).sum() and len(set(pairs[0])) == len(set(pairs[1])) == \
         pairs.shape[1]
 
-
-def row_houses(rng, size: int = 128) -> list:
-    """Streets of terraced houses 10-40 px wide and deep sharing walls, some rows back to back.
-
-    Houses lie inside the tile (a house cut by the tile edge to a sliver narrower than its
-    boundary has no interior, and slivers side by side cannot be told apart).
-    """
-    polygons, y = [], int(rng.integers(1, 6))
-    while True:
-        depth, x = int(rng.integers(10, 41)), int(rng.integers(1, 8))
-        if y + depth > size - 1:
-            return polygons
-        while True:
-            width = int(rng.integers(10, 41))
-            if x + width > size - 1:
-                break
-            polygons.append([(x, y), (x + width, y), (x + width, y + depth), (x, y + depth)])
-            x += width
-        y += depth + int(rng.integers(0, 2)) * int(rng.integers(3, 10))  # back to back or a street
 
 
 def test_two_touching_houses_and_a_shed_without_interior():
