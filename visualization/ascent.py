@@ -89,8 +89,9 @@ class Regularizers:
 
 def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: float,
                     objective_args=(), regularizers: Regularizers | None = None,
-                    normalize_gradients: bool = True, final_learning_rate: float | None = None,
-                    seed: int | None = None, run_eagerly: bool = False):
+                    normalize_gradients: bool = True, adam: bool = False,
+                    final_learning_rate: float | None = None, seed: int | None = None,
+                    run_eagerly: bool = False):
     """Gradient ascent on the image: ``I_{t+1} = I_t + eta * g_t`` with optional regularisers.
 
     With ``normalize_gradients`` (default) the step is ``g_t = grad / (mean|grad| + 1e-8)``, the
@@ -108,6 +109,11 @@ def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: flo
             loop is retraced for a new ``objective`` object or a new image shape only).
         regularizers: :class:`Regularizers`; ``None`` = none.
         normalize_gradients: whether to normalise each step as above.
+        adam: take Adam steps instead (Kingma & Ba 2015, ``beta1 = 0.9``, ``beta2 = 0.999``,
+            ``eps = 1e-8``): ``g_t = m_hat / (sqrt(v_hat) + eps)``, every parameter moving by about
+            ``learning_rate`` whatever its gradient's scale. This is the optimiser of Lucid's
+            feature visualisation, whose parameters (a Fourier spectrum) have gradients of very
+            different scales; ``normalize_gradients`` is then ignored.
         final_learning_rate: if given (> 0), the learning rate decays geometrically from
             ``learning_rate`` at the first step to this value at the last, ``eta_t = eta *
             (eta_final / eta)^(t / (steps - 1))``; normalised steps of constant size only hover
@@ -138,7 +144,7 @@ def gradient_ascent(objective, initial_images, *, steps: int, learning_rate: flo
     rates = tf.constant([learning_rate, decay], tf.float32)
     final, history = loop(objective, images, tuple(objective_args), tf.constant(steps, tf.int32),
                           rates, regularizers.as_tensors(), tf.constant(seed, tf.int32),
-                          bool(normalize_gradients))
+                          "adam" if adam else ("normalized" if normalize_gradients else "plain"))
     return final.numpy(), history.numpy()
 
 
@@ -168,20 +174,40 @@ def tracing_count() -> int:
 
 
 @tf.function(autograph=False)  # an explicit while_loop: autograph would convert the model's code
-def _ascent_loop(objective, images, args, steps, rates, params, seed, normalize):
-    def body(step, images, history):
+def _ascent_loop(objective, images, args, steps, rates, params, seed, update):
+    def body(step, images, moments, history):
         learning_rate = rates[0] * tf.pow(rates[1], tf.cast(step, tf.float32))
         shift = _random_shift(seed, step, params["jitter"])
         value, grad = _value_and_gradient(objective, images, args, shift)
-        direction = _normalized(grad) if normalize else grad
+        if update == "adam":
+            direction, moments = _adam_direction(grad, moments, step)
+        else:
+            direction = _normalized(grad) if update == "normalized" else grad
         images = images + learning_rate * direction
         images = _regularize(images, grad, step, learning_rate, params)
-        return step + 1, images, history.write(step, value)
+        return step + 1, images, moments, history.write(step, value)
 
     history = tf.TensorArray(tf.float32, size=steps)
-    _, images, history = tf.while_loop(lambda step, *_: step < steps, body,
-                                       (tf.constant(0), images, history))
+    # Adam's first and second moments (carried, unused, by the other updates)
+    moments = (tf.zeros_like(images), tf.zeros_like(images))
+    _, images, _, history = tf.while_loop(lambda step, *_: step < steps, body,
+                                          (tf.constant(0), images, moments, history))
     return images, history.stack()
+
+
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+
+
+def _adam_direction(grad, moments, step):
+    """Adam's bias-corrected ``m_hat / (sqrt(v_hat) + eps)`` and the updated moments."""
+    beta1, beta2 = _ADAM_BETAS
+    first = beta1 * moments[0] + (1.0 - beta1) * grad
+    second = beta2 * moments[1] + (1.0 - beta2) * tf.square(grad)
+    t = tf.cast(step + 1, tf.float32)
+    m_hat = first / (1.0 - tf.pow(beta1, t))
+    v_hat = second / (1.0 - tf.pow(beta2, t))
+    return m_hat / (tf.sqrt(v_hat) + _ADAM_EPS), (first, second)
 
 
 def _settling_rate(learning_rate, final_learning_rate, fraction: float = 0.1) -> float:

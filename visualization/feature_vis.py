@@ -18,7 +18,18 @@ the images readable:
 The objectives: a channel, a neuron ``(row, col, channel)``, a class logit, a direction in a
 layer's channel space; one image per objective, optimised together as one batch on the shared
 loop :func:`visualization.ascent.gradient_ascent` (the parameters are what it ascends; the map
-parameters -> image -> transform -> model runs inside the objective).
+parameters -> image -> transform -> model runs inside the objective), with Adam steps as in
+Lucid. Adam moves every spectrum coefficient by about ``learning_rate`` per step, so the
+``1 / f`` scale alone sets how much each frequency moves the image; a step normalised by the
+mean ``|gradient|`` would apply that scale a second time (the low frequencies' gradients are
+already ``1 / f`` larger) and overshoot: on a MobileNetV2 its very first step lowered a
+class logit that Adam raises.
+
+On a network with random weights only the shallow objectives survive transformation
+robustness: the deep layers of an untrained MobileNetV2 change erratically under a 1-pixel
+shift, so a class logit or a direction at ``out_relu`` averaged over random transforms hardly
+moves (it rises steadily without transforms, ``transforms=NO_TRANSFORMS``). Trained networks
+are smooth enough for the default transforms.
 """
 
 from __future__ import annotations
@@ -338,9 +349,10 @@ def feature_visualization(model, objectives, *, size=None, channels=None, steps:
     """Maximise each objective over an image, Lucid-style (Olah et al. 2017).
 
     ``image = low + (high - low) * to_rgb(F(p))`` with ``F`` the Fourier parameterisation
-    (:func:`fourier_image`) and ``to_rgb`` the colour decorrelation and sigmoid; each step takes
-    the normalised gradient step of :func:`visualization.ascent.gradient_ascent` on ``p`` for
-    the objective of ``model(preprocess(T(image)))``, ``T`` a fresh random transform.
+    (:func:`fourier_image`) and ``to_rgb`` the colour decorrelation and sigmoid; each step is
+    an Adam step (Kingma & Ba 2015, Lucid's optimiser) of
+    :func:`visualization.ascent.gradient_ascent` on ``p`` for the objective of
+    ``model(preprocess(T(image)))``, ``T`` a fresh random transform.
 
     Args:
         model: Keras model (Sequential, Functional, ``keras.applications``, nested).
@@ -348,7 +360,8 @@ def feature_visualization(model, objectives, *, size=None, channels=None, steps:
         size: ``(H, W)``; default the model's input size.
         channels: image channels; default the model's.
         steps: ascent steps, ``>= 1``.
-        learning_rate: mean absolute parameter change per step, ``> 0``.
+        learning_rate: Adam's step size ``> 0`` (about the change of every parameter per step;
+            0.05 as in Lucid).
         fourier: Fourier parameterisation (else the pixels before the sigmoid).
         decorrelate: colour decorrelation (3-channel images only).
         decay_power: exponent of the spectrum's ``1 / f`` scaling.
@@ -380,7 +393,7 @@ def feature_visualization(model, objectives, *, size=None, channels=None, steps:
     generator.reset_from_seed(seed)
     params = initial_parameters(len(items), size, channels, fourier=fourier, seed=seed)
     final, history = gradient_ascent(objective_fn, params, steps=steps,
-                                     learning_rate=learning_rate, seed=seed)
+                                     learning_rate=learning_rate, adam=True, seed=seed)
     images = _to_range(parameterized_image(final, size, fourier=fourier, decorrelate=decorrelate,
                                            decay_power=decay_power), value_range)
     return FeatureVisualization(images.numpy(), history, items)

@@ -47,6 +47,32 @@ def test_normalised_steps_move_each_image_by_learning_rate_on_average():
     np.testing.assert_allclose(np.abs(images).mean(axis=(1, 2, 3)), [1.5, 1.5], rtol=1e-5)
 
 
+def test_adam_steps_equal_keras_adam_on_a_quadratic():
+    # an independent Adam: keras.optimizers.Adam minimising ||x - t||^2 (the same ascent)
+    import keras
+
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(2, 3, 4, 1)).astype(np.float32)
+    target = (10 * rng.normal(size=(2, 3, 4, 1))).astype(np.float32)  # gradients of many scales
+    images, history = gradient_ascent(_quadratic_objective, x0, steps=20, learning_rate=0.3,
+                                      objective_args=(tf.constant(target),), adam=True, seed=0)
+    variable = tf.Variable(x0)
+    optimizer = keras.optimizers.Adam(0.3, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    values = []
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            value = _quadratic_objective(variable, target)
+            loss = -tf.reduce_sum(value)
+        values.append(value.numpy())
+        optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
+    np.testing.assert_allclose(images, variable.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(history, np.stack(values), rtol=1e-5)
+    # the first Adam step moves every pixel by the learning rate, whatever its gradient
+    first, _ = gradient_ascent(_quadratic_objective, x0, steps=1, learning_rate=0.3,
+                               objective_args=(tf.constant(target),), adam=True, seed=0)
+    np.testing.assert_allclose(np.abs(first - x0), 0.3, rtol=1e-5)
+
+
 def test_final_learning_rate_decays_the_steps_geometrically():
     # eta_t = 1, 0.5, 0.25 (from 1 to 0.25 in 3 steps); grad = w: x_3 = (1 + 0.5 + 0.25) w
     weights = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
