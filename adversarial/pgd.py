@@ -39,8 +39,10 @@ def pgd_attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_
         targeted: move towards class ``input_label``.
         random_init: start at a uniform random point of the ball (else at ``x``).
         norm: ``np.inf`` or ``2``. loss: ``"ce"`` or ``"margin"`` (see :func:`fgsm_attack`).
-        restarts: independent random starts; per example the one with the highest final loss
-            (the attack objective) is kept.
+        restarts: independent random starts; per example a successful one (misclassified, or
+            classified as the target) is kept if any, and among equally successful ones the
+            one of highest final loss (with the cross entropy the highest loss need not be a
+            misclassification).
         seed: int making the random start reproducible; ``None`` draws from TF's global RNG.
 
     Returns:

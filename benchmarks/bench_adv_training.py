@@ -1,13 +1,15 @@
-"""One PGD adversarial-training epoch against (steps + 1) clean training epochs.
+"""The epoch cost of every adversarial-training mode against clean training epochs.
 
-Goal: ``time(adversarial epoch with k PGD steps) / time(k + 1 clean epochs)
-<= 1.2``. An adversarial step needs k input-gradient passes for the attack plus one training pass
-on the clean and adversarial halves, so ``k + 1`` clean epochs is the work it cannot avoid.
+Modes: Madry's adversarial loss, Goodfellow's clean + adversarial mix and TRADES, each with
+PGD-k, and fast adversarial training (one FGSM step from a random start). Goal for the PGD
+modes: ``time(adversarial epoch with k PGD steps) / time(k + 1 clean epochs) <= 1.2``. An adversarial step needs k input-gradient passes for the attack plus one training pass, so
+``k + 1`` clean epochs is the work it cannot avoid (2 for the fast mode).
 
 Both models are the same small CNN on the digits' training set (1347 images), same batch size,
 ``fit(..., verbose=0)`` after a warm-up epoch that traces everything. Each repeat times one
-adversarial epoch and ``k + 1`` clean epochs back to back (round-robin, so load changes hit
-both); medians are reported with the machine's load average.
+epoch of every mode and one clean epoch back to back (round-robin, so load changes hit all);
+medians are reported with the machine's load average; the CPU time of the process (all threads)
+is less affected by other jobs than the wall time.
 
     python benchmarks/bench_adv_training.py [--num-steps 7] [--batch-size 64] [--repeats 3]
 """
@@ -28,8 +30,20 @@ def _fit_seconds(model, x, y, epochs: int, batch_size: int) -> tuple[float, floa
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(num_steps: int, batch_size: int, repeats: int, architecture: str = "cnn") -> dict:
-    """Median wall and CPU seconds of one adversarial epoch and ``num_steps + 1`` clean epochs."""
+#: (name, loss, attack) of every training mode of ``AdversarialTraining``.
+MODES = (("adversarial (Madry), PGD", "adversarial", "pgd"),
+         ("mix (Goodfellow), PGD", "mix", "pgd"),
+         ("TRADES, PGD", "trades", "pgd"),
+         ("fast (Wong), FGSM from a random start", "adversarial", "fast"))
+
+
+def run(num_steps: int, batch_size: int, repeats: int, architecture: str = "cnn",
+        modes=MODES) -> dict:
+    """Median wall and CPU seconds of one epoch of every mode and of one clean epoch.
+
+    Returns ``{mode name: {"wall": (adv, clean), "cpu": (adv, clean)}}`` and, under
+    ``"clean"``, the clean epoch itself.
+    """
     import keras
 
     from adversarial import AdversarialTraining
@@ -38,23 +52,22 @@ def run(num_steps: int, batch_size: int, repeats: int, architecture: str = "cnn"
 
     data = load_digits()
     build = small_cnn if architecture == "cnn" else resnet
-    clean = build()
-    trainer = AdversarialTraining(build(), attack="pgd", epsilon=0.25, num_steps=num_steps,
-                                  step_size=0.08, seed=0)
-    for model in (clean, trainer):
+    models = {"clean": build()}
+    for name, loss, attack in modes:
+        models[name] = AdversarialTraining(build(), loss=loss, attack=attack, epsilon=0.25,
+                                           num_steps=num_steps, step_size=0.08, seed=0)
+    for model in models.values():
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         _fit_seconds(model, data.x_train, data.y_train, 1, batch_size)  # warm-up / tracing
-    adv, ref = [], []
-    for _ in range(repeats):
-        adv.append(_fit_seconds(trainer, data.x_train, data.y_train, 1, batch_size))
-        ref.append(_fit_seconds(clean, data.x_train, data.y_train, num_steps + 1, batch_size))
-    result = {}
-    for i, kind in enumerate(("wall", "cpu")):
-        a, r = statistics.median(t[i] for t in adv), statistics.median(t[i] for t in ref)
-        result[kind] = {"adv_epoch_s": a, "clean_epochs_s": r, "ratio": a / r}
-    return result
+    times = {name: [] for name in models}
+    for _ in range(repeats):  # round-robin: a load change hits every mode
+        for name, model in models.items():
+            times[name].append(_fit_seconds(model, data.x_train, data.y_train, 1, batch_size))
+    return {name: {kind: statistics.median(t[i] for t in runs)
+                   for i, kind in enumerate(("wall", "cpu"))}
+            for name, runs in times.items()}
 
 
 def main(argv=None) -> int:
@@ -69,13 +82,20 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     r = run(args.num_steps, args.batch_size, args.repeats, args.architecture)
-    print(f"model {args.architecture}, 1347 digits, batch {args.batch_size}, median of "
-          f"{args.repeats}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("| PGD steps k | time | adversarial epoch (s) | k + 1 clean epochs (s) | ratio |")
-    print("|---|---|---|---|---|")
-    for kind, row in r.items():
-        print(f"| {args.num_steps} | {kind} | {row['adv_epoch_s']:.2f} | "
-              f"{row['clean_epochs_s']:.2f} | {row['ratio']:.2f} |")
+    clean = r.pop("clean")
+    k = args.num_steps
+    print(f"model {args.architecture}, 1347 digits, batch {args.batch_size}, PGD steps k = {k}, "
+          f"median of {args.repeats}, load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs; one clean epoch {clean['wall']:.2f} s wall / "
+          f"{clean['cpu']:.2f} s CPU")
+    print("| mode | epoch, wall / CPU (s) | / 1 clean epoch, wall / CPU | "
+          "/ (k + 1) clean epochs, CPU (goal <= 1.2 for PGD) |")
+    print("|---|---|---|---|")
+    for name, row in r.items():
+        passes = 2 if "fast" in name else k + 1  # FGSM: one attack pass + one training pass
+        print(f"| {name} | {row['wall']:.2f} / {row['cpu']:.2f} | "
+              f"{row['wall'] / clean['wall']:.2f} / {row['cpu'] / clean['cpu']:.2f} | "
+              f"{row['cpu'] / (passes * clean['cpu']):.2f} (k + 1 = {passes}) |")
     return 0
 
 
