@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from assignment2 import CLASS_NAMES, IGNORE_INDEX
+from assignment2.radiometry import valid_mask
 from data_stubs.files import write_atomic
 
 #: Overlay colours (RGBA) of background (transparent), building, boundary.
@@ -22,6 +23,7 @@ CLASS_COLOURS = ((0.0, 0.0, 0.0, 0.0), (1.0, 0.55, 0.0, 0.55), (0.1, 0.4, 1.0, 0
 
 __all__ = [
     "display_image",
+    "tiles_figure",
     "learning_curves_figure",
     "overlay_figure",
     "read_history",
@@ -54,6 +56,43 @@ def _mask_rgba(mask) -> np.ndarray:
         colours[mask == value] = colour
     colours[mask == IGNORE_INDEX] = 0.0
     return colours
+
+
+#: Mask colours (RGB) of background, building interior, boundary for :func:`tiles_figure`.
+MASK_COLOURS = ((0.0, 0.0, 0.0), (1.0, 0.85, 0.0), (0.85, 0.1, 0.1))
+
+
+def tiles_figure(images, masks, ids=None) -> Figure:
+    """Tiles (top row, contrast-stretched by :func:`display_image`) above their 3-class masks
+    (background black, interior yellow, boundary red; grey where the loss and the metrics ignore
+    the pixel: no-data, every band 0, or ``IGNORE_INDEX``).
+
+    Args:
+        images: sequence of ``(H, W, C)`` tiles, any numeric dtype.
+        masks: sequence of ``(H, W)`` class masks (0, 1, 2 or ``IGNORE_INDEX``), same length.
+        ids: optional tile ids, used as column titles.
+    """
+    if len(images) != len(masks) or not len(images):
+        raise ValueError(f"images and masks must be non-empty and of the same length, got "
+                         f"{len(images)} and {len(masks)}")
+    figure = Figure(figsize=(2.6 * len(images), 5.4), layout="constrained")
+    axes = figure.subplots(2, len(images), squeeze=False)
+    for column, (image, mask) in enumerate(zip(images, masks)):
+        mask = np.asarray(mask)
+        colours = np.full(mask.shape + (3,), 0.5, dtype=np.float32)
+        for value, colour in enumerate(MASK_COLOURS):
+            colours[mask == value] = colour
+        colours[~valid_mask(np.asarray(image))] = 0.5
+        axes[0, column].imshow(display_image(image))
+        axes[1, column].imshow(colours, interpolation="nearest")
+        if ids is not None:
+            axes[0, column].set_title(str(ids[column]), fontsize=9)
+        for ax in axes[:, column]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("RGB (2-98 % stretch)")
+    axes[1, 0].set_ylabel("mask: 0 / 1 / 2, grey: no data")
+    return figure
 
 
 def overlay_figure(images, true_masks, pred_masks, ids=None, *, max_tiles: int = 4) -> Figure:

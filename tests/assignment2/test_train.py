@@ -453,3 +453,34 @@ def test_650_px_gdal_tiles_train_without_augmentation_and_validate_with_tta(tmp_
     probs = tifffile.imread(out / "predictions" / f"{val_ids[0]}_probs.tif")
     assert probs.shape == (650, 650, 3)
     np.testing.assert_allclose(probs.astype("float32").sum(-1), 1.0, atol=2e-2)
+
+
+def test_mul_bands_with_a_bad_tile_train_list_it_and_predict_end_to_end(tmp_path, capsys):
+    """8-band MUL-PanSharpen input, a truncated tile skipped and listed, then the checkpoint
+    predicts the area's MUL tiles through the prediction CLI."""
+    from assignment2.predict import main as predict_main
+
+    area = generate_area(tmp_path / "raw", n_tiles=5, tile_size=64, mul=True)
+    bad = area / "MUL-PanSharpen" / "MUL-PanSharpen_AOI_2_Vegas_img3.tif"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    out = tmp_path / "run"
+    keras.utils.set_random_seed(0)
+    code = train.main(["--data-dir", str(area), "--output-dir", str(out), "--epochs", "1",
+                       "--bands", "mul", "--skip-bad-tiles", "--no-tta", *TINY])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "skipped: " in err and "MUL-PanSharpen_AOI_2_Vegas_img3.tif" in err
+    skipped = json.loads((out / "skipped_tiles.json").read_text())
+    assert [s["id"] for s in skipped] == ["AOI_2_Vegas_img3"]
+    split = json.loads((out / "split.json").read_text())
+    assert "AOI_2_Vegas_img3" not in [i for ids in split.values() if isinstance(ids, list) for i in ids]
+    assert sum(len(ids) for ids in split.values() if isinstance(ids, list)) == 4
+    model = keras.models.load_model(out / "checkpoints" / "best.keras", compile=False)
+    assert model.input_shape[-1] == 8
+    bad.unlink()  # prediction reads every tile of the folder: leave the readable ones
+    status = predict_main([str(out / "checkpoints" / "best.keras"), str(area),
+                           str(tmp_path / "pred"), "--bands", "mul", "--tta", "none",
+                           "--radiometry", str(out / "radiometry.json")])
+    assert status == 0, capsys.readouterr().err
+    masks = sorted(p.name for p in (tmp_path / "pred").rglob("*_mask.tif"))
+    assert len(masks) == 4 and all("img3" not in name for name in masks)
