@@ -12,6 +12,7 @@ checks the references against an implementation that is not the package's).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,7 +125,66 @@ def plain_gradient(reference):
     return guided_backprop
 
 
+def pgd_restarts(keep="success"):
+    """L-inf PGD with random restarts (Madry et al. 2018) in plain eager TensorFlow.
+
+    Each restart starts at ``x + U(-eps, eps)`` (clipped) and takes ``num_steps`` projected
+    sign steps; ``keep="success"`` returns per example a restart that is misclassified if any
+    (the first such one), ``keep="last"`` the last restart whatever it gave: the typical slip.
+    """
+    def attack(model, input_image, input_label, epsilon=0.3, num_steps=20, step_size=0.01,
+               clip_value_min=0.0, clip_value_max=1.0, restarts=1, random_init=True, **_):
+        x = tf.convert_to_tensor(np.asarray(input_image, np.float32))
+        labels = tf.cast(np.asarray(input_label).reshape(-1), tf.int64)
+        best, found = None, tf.zeros(labels.shape, tf.bool)
+        for _ in range(restarts):
+            adv = x + (tf.random.uniform(x.shape, -epsilon, epsilon) if random_init else 0.0)
+            adv = tf.clip_by_value(adv, clip_value_min, clip_value_max)
+            for _ in range(num_steps):
+                with tf.GradientTape() as tape:
+                    tape.watch(adv)
+                    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                        labels, model(adv, training=False))
+                adv = adv + step_size * tf.sign(tape.gradient(loss, adv))
+                adv = tf.clip_by_value(x + tf.clip_by_value(adv - x, -epsilon, epsilon),
+                                       clip_value_min, clip_value_max)
+            success = tf.argmax(model(adv, training=False), -1) != labels
+            if best is None or keep == "last":
+                best, found = adv, success
+                continue
+            take = tf.reshape(success & ~found, [-1] + [1] * (x.shape.rank - 1))
+            best, found = tf.where(take, adv, best), found | success
+        return best.numpy()
+    return lambda reference: attack
+
+
 # ---------------------------------------------------------------- segmentation helpers
+def batch_norm_after_relu(reference):
+    """The U-Net's conv blocks with batch normalisation after the ReLU instead of before it
+    (conv -> ReLU -> BN; the lecture's blocks are conv -> BN -> ReLU). Same layers and weights,
+    so the stored weights load; built by swapping the reference module's block builder."""
+    import keras
+
+    module = sys.modules[reference.__module__]
+
+    def conv_block(x, filters, name, batch_norm):
+        for i in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
+                                    kernel_initializer="he_normal", name=f"{name}_conv{i}")(x)
+            x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        return x
+
+    def build_unet(**kwargs):
+        original, module._conv_block = module._conv_block, conv_block
+        try:
+            return reference(**kwargs)
+        finally:
+            module._conv_block = original
+    return build_unet
+
+
 def _rot_views(x):
     return np.rot90(x, 1, axes=(1, 2))
 
@@ -167,6 +227,10 @@ CATALOGUE = [
     Mutant("pgd_training_mode", "pgd_rgb", training_mode, "model called with training=True"),
     Mutant("pgd_l2_as_linf", "pgd_l2", with_params(norm=np.inf), "ignores norm=2"),
     Mutant("pgd_margin_as_ce", "pgd_margin", with_params(loss="ce"), "ignores loss='margin'"),
+    Mutant("pgd_restarts_keeps_last", "pgd_restarts", pgd_restarts(keep="last"),
+           "returns the last restart instead of a successful one"),
+    Mutant("pgd_ignores_restarts", "pgd_restarts", with_params(restarts=1),
+           "runs one random start whatever restarts says"),
     # MIM
     Mutant("mim_l2_normalisation", "mim_rgb", mim("l2"), "normalises the gradient by its L2 norm"),
     Mutant("mim_no_momentum", "mim_untargeted", with_params(decay=0.0),
@@ -208,6 +272,8 @@ CATALOGUE = [
     Mutant("unet_wrong_dilations", "unet_forward",
            with_params(context_dilations=(1, 1, 1, 1, 1, 1, 1)),
            "context module without growing dilations"),
+    Mutant("unet_batch_norm_after_relu", "unet_forward", batch_norm_after_relu,
+           "batch normalisation after the ReLU instead of between convolution and ReLU"),
     Mutant("unet_nearest_upsampling", "unet_forward", with_params(upsampling="nearest"),
            "nearest instead of bilinear upsampling"),
     Mutant("tta_without_inverse", "tta_average", without_inverse,
@@ -221,4 +287,5 @@ CATALOGUE = [
 #: Independent implementations with the mistake switched off: they must pass their cases.
 CORRECT = [("mim_l1", "mim_rgb", mim("l1")), ("mim_l1", "mim_untargeted", mim("l1")),
            ("saliency_max_abs", "saliency_rgb", saliency()),
-           ("saliency_max_abs", "saliency", saliency())]
+           ("saliency_max_abs", "saliency", saliency()),
+           ("pgd_restarts_keep_success", "pgd_restarts", pgd_restarts(keep="success"))]
